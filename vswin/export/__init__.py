@@ -1,0 +1,1 @@
+"""SavedModel export: pinned serving signatures, XLA, warmup records, atomic versions."""

@@ -1,0 +1,1 @@
+"""Keras 3 Video Swin Transformer: layers, backbone, presets, checkpoint conversion."""

@@ -1,0 +1,1 @@
+"""Local model server speaking TensorFlow Serving's gRPC protocol; models.config tooling."""
