@@ -18,6 +18,7 @@ _PARTS = (
     "vswin.model.cli",
     "vswin.export.cli",
     "vswin.serving.cli",
+    "vswin.serving.config_cli",
     "vswin.client.cli",
     "vswin.bench.cli",
     "vswin.demo",
@@ -31,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="Python logging level (default INFO).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _PARTS:
+    register_parts(subparsers, _PARTS)
+    return parser
+
+
+def register_parts(subparsers: argparse._SubParsersAction, module_names: tuple[str, ...]) -> None:
+    """Let each named module add its subcommands; a part not present in this install is left out."""
+    for name in module_names:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -39,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
