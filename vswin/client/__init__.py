@@ -7,6 +7,7 @@ Depends on grpcio, protobuf, numpy and OpenCV only, and never imports TensorFlow
     result = client.extract("video.mp4", clips=4, crops=3)   # result.features: [C]
 """
 
+from vswin.client.aio import AsyncVideoSwinClient
 from vswin.client.channel import ChannelSettings, RetryPolicy
 from vswin.client.client import VideoSwinClient
 from vswin.client.errors import (
@@ -19,18 +20,24 @@ from vswin.client.errors import (
     VideoError,
     VideoSwinClientError,
 )
+from vswin.client.extract import ExtractOptions, ExtractResult
 from vswin.client.metadata import ModelInfo, SignatureInfo, TensorSpec
 from vswin.client.requests import Classification, VersionStatus
+from vswin.client.sampling import Sampling
 
 __all__ = [
+    "AsyncVideoSwinClient",
     "ChannelSettings",
     "Classification",
     "ClientError",
     "DeadlineExceeded",
+    "ExtractOptions",
+    "ExtractResult",
     "InvalidInput",
     "ModelInfo",
     "ModelNotFound",
     "RetryPolicy",
+    "Sampling",
     "ServerError",
     "ServerUnavailable",
     "SignatureInfo",
