@@ -185,12 +185,14 @@ def load_clips(
         decoded = read_frames(path, indices, short_side)
     first = decoded[int(indices[0, 0])]
     offsets = crop_offsets(first.shape[0], first.shape[1], crop, num_crops)
-    stack = np.stack([decoded[int(i)] for i in indices.reshape(-1)])  # [K*T, h, w, 3]
-    crops = np.stack([stack[:, y : y + crop[0], x : x + crop[1]] for y, x in offsets], axis=1)
-    clips = crops.reshape(indices.shape[0], indices.shape[1], num_crops, crop[0], crop[1], 3).transpose(0, 2, 1, 3, 4, 5)
+    clips = np.empty((indices.shape[0], num_crops, indices.shape[1], crop[0], crop[1], 3), dtype=np.uint8)
+    for (k, t), index in np.ndenumerate(indices):  # one copy per view frame, straight into the batch
+        frame = decoded[int(index)]
+        for c, (y, x) in enumerate(offsets):
+            clips[k, c, t] = frame[y : y + crop[0], x : x + crop[1]]
     return VideoClips(
         path=str(path),
-        clips=np.ascontiguousarray(clips),
+        clips=clips,
         frame_indices=indices,
         num_frames=num_frames,
         fps=info.fps,
