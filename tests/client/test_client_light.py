@@ -23,6 +23,23 @@ def test_import_vswin_client_never_imports_tensorflow(subprocess_env):
     assert _loaded_heavy("vswin.client", subprocess_env) == "[]"
 
 
-def test_everything_the_client_exposes_imports_without_tensorflow(subprocess_env):
-    modules = "vswin.client.client, vswin.client.protos, vswin.client.tensors"
-    assert _loaded_heavy(modules, subprocess_env) == "[]"
+def test_every_public_name_loads_without_tensorflow(subprocess_env):
+    module = "vswin.client; [getattr(vswin.client, name) for name in vswin.client.__all__]"
+    assert _loaded_heavy(module, subprocess_env) == "[]"
+
+
+def test_cli_module_stays_light_until_a_command_runs(subprocess_env):
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, vswin.client.cli; print(sorted(m for m in ('grpc', 'cv2') if m in sys.modules))"],
+        env=subprocess_env, capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_names_raise_attribute_error():
+    import pytest
+
+    import vswin.client
+
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        vswin.client.NoSuchThing

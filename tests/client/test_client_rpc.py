@@ -208,3 +208,20 @@ def test_channel_options_cover_big_messages_keepalive_and_round_robin_for_dns():
 def test_dns_target_with_round_robin_reaches_the_server(fake_server):
     with VideoSwinClient(f"dns:///localhost:{fake_server.port}", "fake") as client:
         assert client.model_info().clip_len == 4
+
+
+def test_round_robin_spreads_requests_over_replicas(fake_server):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        other_port = sock.getsockname()[1]
+    replica = FakeServer(other_port).start()
+    try:
+        target = f"ipv4:127.0.0.1:{fake_server.port},127.0.0.1:{replica.port}"
+        with VideoSwinClient(target, "fake", max_batch=1) as client:
+            client.features(_frames(8))
+    finally:
+        replica.stop()
+    counts = [len(s.servicer.requests) for s in (fake_server, replica)]
+    assert sum(counts) == 8 and min(counts) >= 2

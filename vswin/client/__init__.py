@@ -5,45 +5,69 @@ Depends on grpcio, protobuf, numpy and OpenCV only, and never imports TensorFlow
     from vswin.client import VideoSwinClient
     client = VideoSwinClient("localhost:8500", model="vswin_tiny")
     result = client.extract("video.mp4", clips=4, crops=3)   # result.features: [C]
+
+Names load on first use (PEP 562), so `vswin.client.cli` and `vswin --help`
+don't pay for grpc and OpenCV.
 """
 
-from vswin.client.aio import AsyncVideoSwinClient
-from vswin.client.channel import ChannelSettings, RetryPolicy
-from vswin.client.client import VideoSwinClient
-from vswin.client.errors import (
-    ClientError,
-    DeadlineExceeded,
-    InvalidInput,
-    ModelNotFound,
-    ServerError,
-    ServerUnavailable,
-    VideoError,
-    VideoSwinClientError,
-)
-from vswin.client.extract import ExtractOptions, ExtractResult
-from vswin.client.metadata import ModelInfo, SignatureInfo, TensorSpec
-from vswin.client.requests import Classification, VersionStatus
-from vswin.client.sampling import Sampling
+from __future__ import annotations
 
-__all__ = [
-    "AsyncVideoSwinClient",
-    "ChannelSettings",
-    "Classification",
-    "ClientError",
-    "DeadlineExceeded",
-    "ExtractOptions",
-    "ExtractResult",
-    "InvalidInput",
-    "ModelInfo",
-    "ModelNotFound",
-    "RetryPolicy",
-    "Sampling",
-    "ServerError",
-    "ServerUnavailable",
-    "SignatureInfo",
-    "TensorSpec",
-    "VersionStatus",
-    "VideoError",
-    "VideoSwinClient",
-    "VideoSwinClientError",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "AsyncVideoSwinClient": "vswin.client.aio",
+    "ChannelSettings": "vswin.client.channel",
+    "RetryPolicy": "vswin.client.channel",
+    "VideoSwinClient": "vswin.client.client",
+    "ClientError": "vswin.client.errors",
+    "DeadlineExceeded": "vswin.client.errors",
+    "InvalidInput": "vswin.client.errors",
+    "ModelNotFound": "vswin.client.errors",
+    "ServerError": "vswin.client.errors",
+    "ServerUnavailable": "vswin.client.errors",
+    "VideoError": "vswin.client.errors",
+    "VideoSwinClientError": "vswin.client.errors",
+    "ExtractOptions": "vswin.client.extract",
+    "ExtractResult": "vswin.client.extract",
+    "ModelInfo": "vswin.client.metadata",
+    "SignatureInfo": "vswin.client.metadata",
+    "TensorSpec": "vswin.client.metadata",
+    "Classification": "vswin.client.requests",
+    "VersionStatus": "vswin.client.requests",
+    "Sampling": "vswin.client.sampling",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vswin.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from vswin.client.aio import AsyncVideoSwinClient
+    from vswin.client.channel import ChannelSettings, RetryPolicy
+    from vswin.client.client import VideoSwinClient
+    from vswin.client.errors import (
+        ClientError,
+        DeadlineExceeded,
+        InvalidInput,
+        ModelNotFound,
+        ServerError,
+        ServerUnavailable,
+        VideoError,
+        VideoSwinClientError,
+    )
+    from vswin.client.extract import ExtractOptions, ExtractResult
+    from vswin.client.metadata import ModelInfo, SignatureInfo, TensorSpec
+    from vswin.client.requests import Classification, VersionStatus
+    from vswin.client.sampling import Sampling

@@ -15,6 +15,8 @@ from pathlib import Path
 import grpc
 
 INT32_MAX = 2**31 - 1
+# Target schemes that can name several servers: spread calls over all of them.
+_MULTI_ADDRESS = ("dns:", "ipv4:", "ipv6:")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class ChannelSettings:
     `target` is anything grpc accepts ("host:port", "dns:///name:port" for several
     replicas behind one name). `lb_policy` defaults to round_robin for dns:///
     targets (spread requests over every resolved address) and to gRPC's
-    pick_first otherwise. TLS is on when `tls` is true or any certificate is
+    pick_first otherwise (also round_robin for "ipv4:a:p1,b:p2" address lists). TLS is on when `tls` is true or any certificate is
     given; certificates are PEM bytes or paths.
     """
 
@@ -77,7 +79,7 @@ class ChannelSettings:
             ("grpc.keepalive_time_ms", self.keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
         ]
-        lb_policy = self.lb_policy or ("round_robin" if self.target.startswith("dns:") else None)
+        lb_policy = self.lb_policy or ("round_robin" if self.target.startswith(_MULTI_ADDRESS) else None)
         if lb_policy:
             options.append(("grpc.lb_policy_name", lb_policy))
         if self.server_name:
