@@ -36,7 +36,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--rate", type=_numbers(float), help="open loop: Poisson arrivals per second, e.g. 2,4,8")
     group.add_argument("--measurement-interval-ms", type=float, default=5000, help="window length (default 5000)")
     group.add_argument("--stability-percentage", type=float, default=10.0,
-                       help="last three windows must agree within this percent on throughput and p50 (default 10)")
+                       help="last three windows must agree within this percent on throughput and mean latency (default 10)")
     group.add_argument("--max-trials", type=int, default=10, help="most windows per setting (default 10)")
     group.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured load before the first window (default 2)")
     group.add_argument("--max-requests", type=int, default=100_000, help="bound on requests per setting")
