@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (CPU feature notes, CUDA probing) hides the command's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules that define `register(subparsers)`; order is the order in --help.
 _PARTS = (
