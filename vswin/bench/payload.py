@@ -50,9 +50,10 @@ def random_clips(clip_shape: tuple[int, int, int], count: int = 4, seed: int = 0
 
 
 def video_clips(video: str | Path, clip_shape: tuple[int, int, int], count: int = 4) -> np.ndarray:
-    """`count` clips of the model's geometry cut from a video with the client's own sampling and cropping."""
+    """`count` center-cropped clips of the model's geometry, sampled uniformly with the client's own pipeline."""
+    from vswin.client.sampling import Sampling
     from vswin.client.video import load_clips
 
     t, h, w = clip_shape
-    clips = load_clips(video, clip_len=t, size=(h, w), clips=count)
-    return np.ascontiguousarray(clips, dtype=np.uint8)
+    loaded = load_clips(video, Sampling("uniform", clip_len=t, frame_interval=2, num_clips=count), (h, w))
+    return np.ascontiguousarray(loaded.clips[:, 0])

@@ -24,18 +24,18 @@ def run_document(
         "machine": machine,
         "target": target,
         "settings": settings,
-        "results": [_jsonable(dataclasses.asdict(r)) for r in results],
+        "results": [jsonable(dataclasses.asdict(r)) for r in results],
     }
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
     """NaN becomes null: JSON has no NaN."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -107,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
     from vswin.bench import loadgen, machine, report
     from vswin.bench.payload import ClipPool, random_clips, video_clips
 
-    settings = settings_from(args)
-    transport = open_transport(args)
+    from vswin.client import VideoSwinClientError
+
+    try:
+        settings = settings_from(args)
+        transport = open_transport(args)
+    except (ValueError, VideoSwinClientError) as err:
+        raise SystemExit(f"vswin bench serve: {err}") from None
     try:
         spec = transport.input
         clips = (
