@@ -1,0 +1,67 @@
+"""The in-process baseline: the load generator calling a SavedModel's signatures in this process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vswin.bench.loadgen import LoadSettings, closed_loop
+from vswin.bench.payload import ClipPool, random_clips
+from vswin.bench.transport import SavedModelTransport
+
+CLIP = (2, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def toy_export(tmp_path_factory):
+    """A SavedModel with the export contract's input specs: uint8 `frames` and float32 `clips` -> `features`."""
+    import tensorflow as tf
+
+    class Toy(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, *CLIP, 3], tf.uint8, name="frames")])
+        def serve(self, frames):
+            return {"features": tf.reduce_mean(tf.cast(frames, tf.float32), axis=[1, 2, 3])}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *CLIP, 3], tf.float32, name="clips")])
+        def serve_float(self, clips):
+            return {"features": tf.reduce_mean(clips, axis=[1, 2, 3])}
+
+    toy = Toy()
+    path = tmp_path_factory.mktemp("export") / "toy" / "1"
+    tf.saved_model.save(toy, str(path), signatures={"serving_default": toy.serve, "features_float": toy.serve_float})
+    (path / "assets.extra").mkdir()
+    (path / "assets.extra" / "vswin.json").write_text(json.dumps({"arch": "toy", "frames": CLIP[0]}))
+    return path
+
+
+def test_inprocess_transport_reads_geometry_and_export_metadata(toy_export):
+    transport = SavedModelTransport(toy_export)
+    assert transport.input.name == "frames" and transport.input.dtype == "uint8"
+    assert transport.input.clip_shape == CLIP
+    meta = transport.metadata()
+    assert meta["export"] == {"arch": "toy", "frames": CLIP[0]}
+    assert meta["signatures"] == ["features_float", "serving_default"]
+    timings = transport.send(random_clips(CLIP, 2))
+    assert timings.round_trip_s > 0 and timings.request_bytes == 2 * 2 * 8 * 8 * 3
+
+
+def test_float_signature_takes_four_times_the_bytes(toy_export):
+    transport = SavedModelTransport(toy_export, "features_float")
+    assert transport.input.dtype == "float32"
+    pool = ClipPool(random_clips(CLIP, 2), transport.input.dtype)
+    assert transport.send(pool.batch(2)).request_bytes == 4 * 2 * 2 * 8 * 8 * 3
+
+
+def test_load_against_a_savedmodel_counts_add_up(toy_export):
+    transport = SavedModelTransport(toy_export)
+    settings = LoadSettings(batch_size=2, measurement_interval_s=0.2, warmup_s=0.05, max_trials=3, stability_pct=100)
+    result = closed_loop(transport, ClipPool(random_clips(CLIP, 3)), 2, settings)
+    assert result.errors_total == 0 and result.ok_total == result.sent_total > 0
+    assert result.clips_per_s > 0 and np.isfinite(result.latency_ms.p99)
+
+
+def test_unknown_signature_is_named(toy_export):
+    with pytest.raises(ValueError, match="no signature 'features_graph'"):
+        SavedModelTransport(toy_export, "features_graph")

@@ -1,0 +1,100 @@
+"""The load generator against a fake transport with known latencies: counts, bounds, stability, rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vswin.bench.loadgen import LoadSettings, closed_loop, open_loop
+from vswin.bench.payload import MEAN, STD, ClipPool, random_clips
+from vswin.bench.transport import FakeTransport
+
+FAST = dict(measurement_interval_s=0.25, warmup_s=0.1, max_duration_s=6.0)
+
+
+@pytest.fixture()
+def pool() -> ClipPool:
+    return ClipPool(random_clips((2, 8, 8), count=3))
+
+
+def test_closed_loop_counts_add_up_and_errors_are_counted_by_code(pool):
+    codes = {0: "UNAVAILABLE", 1: "DEADLINE_EXCEEDED"}
+    transport = FakeTransport(latency=lambda i: 0.003, error=lambda i: codes.get(i % 7))
+    result = closed_loop(transport, pool, 3, LoadSettings(**FAST))
+    assert result.sent_total == transport.calls == result.ok_total + result.errors_total
+    assert result.requests == result.ok + sum(result.errors.values())
+    assert set(result.errors) == {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+    assert result.errors_total == pytest.approx(result.sent_total * 2 / 7, abs=3)
+
+
+def test_closed_loop_latency_and_throughput_follow_injected_latency(pool):
+    transport = FakeTransport(latency=lambda i: 0.02)
+    result = closed_loop(transport, pool, 2, LoadSettings(batch_size=3, **FAST))
+    assert result.stop_reason == "stable" and result.stable
+    assert 20.0 <= result.latency_ms.p50 < 26.0
+    assert result.round_trip_ms == pytest.approx(20.0, abs=2.0)
+    # two in flight, 20 ms each, three clips per request: about 300 clips/s
+    assert result.clips_per_s == pytest.approx(300, rel=0.2)
+    assert result.request_bytes == 3 * 2 * 8 * 8 * 3
+
+
+def test_unsteady_latency_runs_to_the_window_cap_and_says_so(pool):
+    # every 25 requests the latency doubles: the windows never agree
+    transport = FakeTransport(latency=lambda i: 0.002 * 2 ** min(i // 25, 5))
+    result = closed_loop(transport, pool, 1, LoadSettings(max_trials=4, **FAST))
+    assert result.stop_reason == "max_trials" and not result.stable
+    assert result.windows == 4
+
+
+def test_max_requests_bounds_a_setting_exactly(pool):
+    transport = FakeTransport(latency=lambda i: 0.001)
+    result = closed_loop(transport, pool, 4, LoadSettings(max_requests=60, **FAST))
+    assert result.stop_reason == "max_requests"
+    assert transport.calls == result.sent_total == 60
+
+
+def test_max_duration_bounds_a_setting(pool):
+    transport = FakeTransport(latency=lambda i: 0.001 * (1 + i % 9))  # noisy: never settles within 1%
+    settings = LoadSettings(measurement_interval_s=0.2, warmup_s=0.0, max_duration_s=0.7, stability_pct=0.1)
+    result = closed_loop(transport, pool, 1, settings)
+    assert result.stop_reason == "max_duration"
+    assert result.windows == 3
+
+
+def test_open_loop_honours_the_offered_rate(pool):
+    transport = FakeTransport(latency=lambda i: 0.002)
+    settings = LoadSettings(measurement_interval_s=0.5, warmup_s=0.1, max_trials=3, stability_pct=100)
+    result = open_loop(transport, pool, 200.0, settings)
+    assert result.achieved_rate == pytest.approx(200.0, rel=0.15)
+    assert result.requests_per_s == pytest.approx(200.0, rel=0.15)
+    assert result.queue_ms.p50 < 5.0  # the server keeps up: nothing waits on the client
+    assert result.sent_total == result.ok_total + result.errors_total
+    assert result.unsent_total == 0
+
+
+def test_open_loop_reports_backlog_when_the_server_cannot_keep_up(pool):
+    # capacity 2 in flight x 1/40 ms = 50 requests/s, offered 150/s
+    transport = FakeTransport(latency=lambda i: 0.04)
+    settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100, max_inflight=2)
+    result = open_loop(transport, pool, 150.0, settings)
+    assert result.requests_per_s == pytest.approx(50.0, rel=0.2)
+    assert result.queue_ms.p99 > 100.0
+    assert result.max_backlog > 20
+    assert result.latency_ms.p50 == pytest.approx(40.0, abs=6.0)  # queueing is reported apart from latency
+    assert result.unsent_total > 0
+    assert result.sent_total == transport.calls == result.ok_total + result.errors_total
+
+
+def test_float32_payload_is_normalized_with_the_model_mean_and_std():
+    clips = random_clips((2, 4, 4), count=2)
+    pool = ClipPool(clips, "float32")
+    batch = pool.batch(3)  # wraps around the two clips
+    assert batch.dtype == np.float32 and batch.shape == (3, 2, 4, 4, 3)
+    np.testing.assert_allclose(batch[2], (clips[0].astype(np.float32) - MEAN) / STD, rtol=1e-6)
+
+
+def test_bad_settings_name_the_offending_value():
+    with pytest.raises(ValueError, match="max_trials=2"):
+        LoadSettings(max_trials=2)
+    with pytest.raises(ValueError, match="float16"):
+        ClipPool(random_clips((2, 4, 4)), "float16")

@@ -1,0 +1,221 @@
+"""How the load generator reaches a model: `send(batch) -> Timings`, over gRPC, in-process, or faked for tests.
+
+Every transport times its own stages so the report can split client time
+into serialize (numpy -> request bytes), round trip (bytes out -> bytes
+back) and deserialize (response -> numpy). A failed request raises
+RequestFailed carrying the gRPC status name, so errors are counted by code.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each stage of one request, and the request's size on the wire."""
+
+    serialize_s: float
+    round_trip_s: float
+    deserialize_s: float
+    request_bytes: int
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The called signature's input: tensor name, numpy dtype name and clip geometry (T, H, W)."""
+
+    name: str
+    dtype: str
+    clip_shape: tuple[int, int, int]
+
+
+class RequestFailed(Exception):
+    """A request that got no answer: `code` is the gRPC status name ('UNAVAILABLE', ...)."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+
+
+class Transport(Protocol):
+    """A model endpoint the load generator can call from many threads at once."""
+
+    input: InputSpec
+
+    def send(self, batch: np.ndarray) -> Timings:
+        """Run one request with `batch` [B, T, H, W, 3]; raise RequestFailed on failure."""
+        ...
+
+    def metadata(self) -> dict[str, object]:
+        """What is known about the model and the endpoint, for the result file."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def read_export_metadata(export_dir: str | Path | None) -> dict[str, object] | None:
+    """The export's assets.extra/vswin.json (architecture, geometry, precision, ...), or None if absent."""
+    if export_dir is None:
+        return None
+    path = Path(export_dir) / "assets.extra" / "vswin.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+class GrpcTransport:
+    """PredictionService/Predict on a TF Serving-compatible server, through vswin.client's request code.
+
+    The request is built and serialized here, and the channel call sends raw
+    bytes, so serialization and the round trip are timed apart.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model: str,
+        version: int | None = None,
+        label: str | None = None,
+        signature: str = "serving_default",
+        timeout: float = 60.0,
+        export_dir: str | Path | None = None,
+    ) -> None:
+        import grpc
+
+        from vswin.client import VideoSwinClient, protos
+        from vswin.client.channel import ChannelSettings
+        from vswin.client.requests import ModelRef
+
+        self._grpc = grpc
+        self._protos = protos
+        self.target = target
+        self.signature = signature
+        self.timeout = timeout
+        self._model = ModelRef(model, version, label)
+        with VideoSwinClient(target, model, version=version, label=label, signature=signature, timeout=timeout) as c:
+            self.info = c.model_info()
+        spec = self.info.input
+        dtype = {"DT_UINT8": "uint8", "DT_FLOAT": "float32"}.get(spec.dtype)
+        if dtype is None:
+            raise ValueError(f"signature {signature!r} input {spec.describe()}: only uint8 frames or float32 clips")
+        self.input = InputSpec(spec.name, dtype, self.info.clip_shape)
+        self._export = read_export_metadata(export_dir)
+        settings = ChannelSettings(target=target)
+        self._channel = grpc.insecure_channel(target, options=settings.options())
+        self._predict = self._channel.unary_unary(protos.PREDICT[0])
+
+    def send(self, batch: np.ndarray) -> Timings:
+        from vswin.client.requests import predict_outputs, predict_request
+
+        t0 = time.perf_counter()
+        request = predict_request(self._model, self.signature, {self.input.name: batch}, ["features"])
+        payload = request.SerializeToString()
+        t1 = time.perf_counter()
+        try:
+            answer = self._predict(payload, timeout=self.timeout)
+        except self._grpc.RpcError as err:
+            raise RequestFailed(err.code().name, err.details() or "") from None
+        t2 = time.perf_counter()
+        predict_outputs(self._protos.PredictResponse.FromString(answer))
+        t3 = time.perf_counter()
+        return Timings(t1 - t0, t2 - t1, t3 - t2, len(payload))
+
+    def metadata(self) -> dict[str, object]:
+        return {
+            "transport": "grpc",
+            "target": self.target,
+            "model": self.info.name,
+            "version": self.info.version,
+            "label": self._model.label,
+            "signature": self.signature,
+            "signatures": sorted(self.info.signatures),
+            "input": {"name": self.input.name, "dtype": self.input.dtype, "clip_shape": list(self.input.clip_shape)},
+            "feature_dim": self.info.feature_dim,
+            "export": self._export,
+        }
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class SavedModelTransport:
+    """Calls a signature of a SavedModel in this process: the baseline that served figures are compared to."""
+
+    def __init__(self, export_dir: str | Path, signature: str = "serving_default") -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.export_dir = str(export_dir)
+        self.signature = signature
+        loaded = tf.saved_model.load(self.export_dir)
+        if signature not in loaded.signatures:
+            raise ValueError(f"{self.export_dir} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
+        self._loaded = loaded  # keeps the functions' variables alive
+        self._fn = loaded.signatures[signature]
+        (name, spec), = self._fn.structured_input_signature[1].items()
+        shape = spec.shape.as_list()
+        if len(shape) != 5 or None in shape[1:4]:
+            raise ValueError(f"signature {signature!r} input {name} {shape} has no static clip shape [B, T, H, W, 3]")
+        self.input = InputSpec(name, spec.dtype.name, (shape[1], shape[2], shape[3]))
+        self._export = read_export_metadata(export_dir)
+
+    def send(self, batch: np.ndarray) -> Timings:
+        t0 = time.perf_counter()
+        tensor = self._tf.constant(batch)
+        t1 = time.perf_counter()
+        outputs = self._fn(**{self.input.name: tensor})
+        t2 = time.perf_counter()
+        for value in outputs.values():  # copy to host memory, as a server's response encoding would
+            value.numpy()
+        t3 = time.perf_counter()
+        return Timings(t1 - t0, t2 - t1, t3 - t2, batch.nbytes)
+
+    def metadata(self) -> dict[str, object]:
+        return {
+            "transport": "in-process",
+            "export_dir": self.export_dir,
+            "signature": self.signature,
+            "signatures": sorted(self._loaded.signatures),
+            "input": {"name": self.input.name, "dtype": self.input.dtype, "clip_shape": list(self.input.clip_shape)},
+            "export": self._export,
+        }
+
+    def close(self) -> None:
+        self._fn = None
+
+
+@dataclass
+class FakeTransport:
+    """A stand-in endpoint for tests: `latency(i)` seconds per request i, `error(i)` a status name or None."""
+
+    latency: Callable[[int], float]
+    error: Callable[[int], str | None] = lambda i: None
+    input: InputSpec = InputSpec("frames", "uint8", (2, 8, 8))
+    calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def send(self, batch: np.ndarray) -> Timings:
+        with self._lock:
+            i = self.calls
+            self.calls += 1
+        delay = self.latency(i)
+        time.sleep(delay)
+        code = self.error(i)
+        if code is not None:
+            raise RequestFailed(code, f"fake failure of request {i}")
+        return Timings(0.0, delay, 0.0, batch.nbytes)
+
+    def metadata(self) -> dict[str, object]:
+        return {"transport": "fake"}
+
+    def close(self) -> None:
+        pass
