@@ -166,3 +166,38 @@ def test_status_messages_round_trip():
     got = ours.model_version_status[0]
     assert (got.version, got.state, got.status.error_code, got.status.error_message) == (3, 20, 5, "not yet")
     assert get_model_status_pb2.GetModelStatusResponse.FromString(ours.SerializeToString()) == theirs
+
+
+def test_hand_framed_predict_request_parses_with_tf_serving_to_the_same_message():
+    from vswin.client.requests import ModelRef, encode_predict_request, predict_request
+
+    inputs = {
+        "frames": np.random.default_rng(2).integers(0, 255, (3, 4, 8, 8, 3), dtype=np.uint8),
+        "clips": np.arange(2 * 3, dtype=">f4").reshape(2, 3),  # big-endian input is sent little-endian
+        "empty": np.zeros((0, 5), np.int32),
+        "scalar": np.float32(1.5),
+        "names": np.array([b"a", b"bc"], dtype=object),
+    }
+    model = ModelRef("vswin_tiny", version=3)
+    encoded = encode_predict_request(model, "feature_map", inputs, ["features"])
+    reference = predict_request(model, "feature_map", inputs, ["features"]).SerializeToString()
+    theirs = predict_pb2.PredictRequest.FromString(encoded)
+    assert theirs == predict_pb2.PredictRequest.FromString(reference)
+    assert len(encoded) == len(reference)
+    import tensorflow as tf
+
+    np.testing.assert_array_equal(tf.make_ndarray(theirs.inputs["frames"]), inputs["frames"])
+    np.testing.assert_array_equal(tf.make_ndarray(theirs.inputs["clips"]), inputs["clips"].astype("<f4"))
+    assert tf.make_ndarray(theirs.inputs["scalar"]) == np.float32(1.5)
+    assert tf.make_ndarray(theirs.inputs["empty"]).shape == (0, 5)
+
+
+def test_varint_matches_protobuf_for_lengths_past_two_gigabytes():
+    from google.protobuf.internal import encoder
+
+    from vswin.client.tensors import varint
+
+    for value in (0, 1, 127, 128, 300, 2**21, 2**31 - 1, 2**32 + 5):
+        expected = []
+        encoder._VarintEncoder()(expected.append, value, True)
+        assert varint(value) == b"".join(expected)

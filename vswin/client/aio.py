@@ -61,9 +61,9 @@ class AsyncVideoSwinClient:
             self._channel = grpc.aio.insecure_channel(target, options=options)
         self._methods = {
             path: self._channel.unary_unary(
-                path, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+                path, request_serializer=rq.serialize, response_deserializer=resp.FromString
             )
-            for path, req, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
+            for path, _, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
         }
         self._info: dict[str, ModelInfo] = {}
         self._info_lock = asyncio.Lock()
@@ -125,7 +125,7 @@ class AsyncVideoSwinClient:
         output_filter: list[str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
-        request = rq.predict_request(self.model, signature or self.signature, inputs, output_filter)
+        request = rq.encode_predict_request(self.model, signature or self.signature, inputs, output_filter)
         return rq.predict_outputs(await self._call(protos.PREDICT, request, timeout))
 
     async def features(

@@ -66,9 +66,9 @@ class VideoSwinClient:
             self._channel = grpc.insecure_channel(target, options=options)
         self._methods = {
             path: self._channel.unary_unary(
-                path, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+                path, request_serializer=rq.serialize, response_deserializer=resp.FromString
             )
-            for path, req, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
+            for path, _, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
         }
         self._info: dict[str, ModelInfo] = {}
         self._lock = threading.Lock()
@@ -141,7 +141,7 @@ class VideoSwinClient:
         timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Raw Predict: named numpy inputs in, named numpy outputs out."""
-        request = rq.predict_request(self.model, signature or self.signature, inputs, output_filter)
+        request = rq.encode_predict_request(self.model, signature or self.signature, inputs, output_filter)
         return rq.predict_outputs(self._call(protos.PREDICT, request, timeout))
 
     def features(self, frames: np.ndarray, timeout: float | None = None) -> np.ndarray:

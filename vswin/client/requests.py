@@ -10,7 +10,7 @@ import numpy as np
 from vswin.client import protos
 from vswin.client.errors import InvalidInput
 from vswin.client.metadata import ModelInfo
-from vswin.client.tensors import to_numpy, to_tensor_proto
+from vswin.client.tensors import length_delimited_key, tensor_parts, to_numpy, to_tensor_proto
 
 _LABEL = re.compile(r"[a-zA-Z0-9_]+")
 
@@ -67,6 +67,11 @@ class Classification:
     logits: np.ndarray
 
 
+def serialize(request: bytes | object) -> bytes:
+    """gRPC request serializer: messages via protobuf, pre-encoded requests (bytes) as they are."""
+    return request if isinstance(request, bytes) else request.SerializeToString()
+
+
 def metadata_request(model: ModelRef, signature: str) -> protos.GetModelMetadataRequest:
     return protos.GetModelMetadataRequest(model_spec=model.spec(signature), metadata_field=["signature_def"])
 
@@ -82,6 +87,28 @@ def predict_request(
     for name, array in inputs.items():
         to_tensor_proto(array, out=request.inputs[name])
     return request
+
+
+def encode_predict_request(
+    model: ModelRef, signature: str, inputs: dict[str, np.ndarray], output_filter: list[str] | None = None
+) -> bytes:
+    """The serialized PredictRequest of `predict_request`, built with one copy of each input's data.
+
+    Model spec and output filter are serialized by protobuf; each `inputs` map
+    entry (field 2: key = 1, value = 2) is framed by hand around
+    `tensor_parts`. Parsers accept fields in any order, so the bytes parse to
+    the same message (tests check it against tensorflow_serving.apis).
+    """
+    head = protos.PredictRequest(model_spec=model.spec(signature), output_filter=output_filter or [])
+    parts: list[bytes | memoryview] = [head.SerializeToString()]
+    for name, array in inputs.items():
+        tensor = tensor_parts(array)
+        tensor_len = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in tensor)
+        key = name.encode("utf-8")
+        key_field = length_delimited_key(1, len(key)) + key
+        value_key = length_delimited_key(2, tensor_len)
+        parts += [length_delimited_key(2, len(key_field) + len(value_key) + tensor_len), key_field, value_key, *tensor]
+    return b"".join(parts)
 
 
 def predict_outputs(response: protos.PredictResponse) -> dict[str, np.ndarray]:

@@ -61,17 +61,61 @@ def to_tensor_proto(array: np.ndarray | list | bytes | str, out: protos.TensorPr
     """
     proto = protos.TensorProto() if out is None else out
     array = np.asarray(array)
+    _set_header(proto, array)
+    if proto.dtype == DT_STRING:
+        proto.string_val.extend(_as_bytes(item) for item in array.reshape(-1))
+    else:
+        proto.tensor_content = _little_endian(array).tobytes()
+    return proto
+
+
+def _set_header(proto: protos.TensorProto, array: np.ndarray) -> None:
+    """dtype and shape of `array` into `proto`."""
     proto.tensor_shape.dim.extend(protos.TensorShapeProto.Dim(size=int(n)) for n in array.shape)
     if array.dtype.kind in "USO":
         proto.dtype = DT_STRING
-        proto.string_val.extend(_as_bytes(item) for item in array.reshape(-1))
-        return proto
+        return
     dtype = array.dtype.newbyteorder("=") if array.dtype.byteorder in "<>" else array.dtype
     if dtype not in _DTYPES:
         raise InvalidInput(f"array dtype {array.dtype} cannot be sent as a TensorFlow tensor")
     proto.dtype = _DTYPES[dtype]
-    proto.tensor_content = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()
-    return proto
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def tensor_parts(array: np.ndarray) -> list[bytes | memoryview]:
+    """A TensorProto's wire bytes as pieces, the array's memory itself as the last piece (no copy).
+
+    The header (dtype, shape) is serialized by protobuf; `tensor_content`
+    (field 4, length-delimited) is appended by hand, which is what protobuf
+    would write. Joining the pieces is then the only copy of the payload,
+    where TensorProto + SerializeToString would copy it three times.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind in "USO" or array.size == 0:
+        return [to_tensor_proto(array).SerializeToString()]
+    header = protos.TensorProto()
+    _set_header(header, array)
+    content = memoryview(_little_endian(array)).cast("B")
+    return [header.SerializeToString(), length_delimited_key(4, content.nbytes), content]
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def length_delimited_key(field_number: int, length: int) -> bytes:
+    """Tag (wire type 2) and length of a bytes/message field."""
+    return varint(field_number << 3 | 2) + varint(length)
 
 
 def _as_bytes(item: object) -> bytes:
