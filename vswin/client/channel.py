@@ -1,0 +1,104 @@
+"""Channel settings shared by the sync and asyncio clients: options, TLS, retries.
+
+Retries are done by the client, not by gRPC's service-config retry policy:
+gRPC only retries a call whose request fits its per-call retry buffer
+(`grpc.per_rpc_retry_buffer_size`, 256 KiB by default), and one 32x224x224x3
+clip is 4.8 MB, so gRPC would silently never retry a Predict.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for UNAVAILABLE and RESOURCE_EXHAUSTED.
+
+    Attempt n (0-based) that fails waits uniform(d/2, d) with
+    d = min(max_backoff, initial_backoff * multiplier**n) seconds; the call's
+    deadline bounds the total, retries included.
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.1
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.initial_backoff < 0 or self.max_backoff < self.initial_backoff or self.multiplier < 1:
+            raise ValueError(f"bad backoff settings: {self}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt` (0-based)."""
+        cap = min(self.max_backoff, self.initial_backoff * self.multiplier**attempt)
+        return self.rng.uniform(cap / 2, cap)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """How to reach the server: target, TLS, message limits, keepalive, load balancing.
+
+    `target` is anything grpc accepts ("host:port", "dns:///name:port" for several
+    replicas behind one name). `lb_policy` defaults to round_robin for dns:///
+    targets (spread requests over every resolved address) and to gRPC's
+    pick_first otherwise. TLS is on when `tls` is true or any certificate is
+    given; certificates are PEM bytes or paths.
+    """
+
+    target: str
+    tls: bool = False
+    root_certificates: bytes | str | Path | None = None
+    client_certificate: bytes | str | Path | None = None
+    client_key: bytes | str | Path | None = None
+    server_name: str | None = None
+    max_message_bytes: int = INT32_MAX
+    keepalive_time_ms: int = 60_000
+    keepalive_timeout_ms: int = 20_000
+    lb_policy: str | None = None
+    extra_options: tuple[tuple[str, object], ...] = ()
+
+    def options(self) -> list[tuple[str, object]]:
+        options: list[tuple[str, object]] = [
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.keepalive_time_ms", self.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+        ]
+        lb_policy = self.lb_policy or ("round_robin" if self.target.startswith("dns:") else None)
+        if lb_policy:
+            options.append(("grpc.lb_policy_name", lb_policy))
+        if self.server_name:
+            options.append(("grpc.ssl_target_name_override", self.server_name))
+        return options + list(self.extra_options)
+
+    @property
+    def secure(self) -> bool:
+        return self.tls or any(c is not None for c in (self.root_certificates, self.client_certificate))
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise ValueError("client_certificate and client_key go together (mutual TLS needs both)")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_pem(self.root_certificates),
+            private_key=_pem(self.client_key),
+            certificate_chain=_pem(self.client_certificate),
+        )
+
+
+def _pem(value: bytes | str | Path | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()

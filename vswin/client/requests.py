@@ -1,0 +1,138 @@
+"""Building TF Serving requests and reading responses: the protocol part both clients share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from vswin.client import protos
+from vswin.client.errors import InvalidInput
+from vswin.client.metadata import ModelInfo
+from vswin.client.tensors import to_numpy, to_tensor_proto
+
+_LABEL = re.compile(r"[a-zA-Z0-9_]+")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model to call: name, then a version number or a version label (TF Serving's ModelSpec)."""
+
+    name: str
+    version: int | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("model name must not be empty")
+        if self.version is not None and self.label is not None:
+            raise ValueError(f"give a version or a label, not both (version={self.version}, label={self.label!r})")
+        if self.version is not None and self.version < 1:
+            raise ValueError(f"model version must be a positive integer, got {self.version}")
+        if self.label is not None and not _LABEL.fullmatch(self.label):
+            raise ValueError(f"version label must match [a-zA-Z0-9_]+, got {self.label!r}")
+
+    def spec(self, signature: str = "") -> protos.ModelSpec:
+        spec = protos.ModelSpec(name=self.name, signature_name=signature)
+        if self.version is not None:
+            spec.version.value = self.version
+        elif self.label is not None:
+            spec.version_label = self.label
+        return spec
+
+    def describe(self) -> str:
+        which = f" version {self.version}" if self.version else (f" label {self.label!r}" if self.label else "")
+        return f"model {self.name!r}{which}"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One version's state from GetModelStatus ('AVAILABLE', 'LOADING', ...) and its error, if any."""
+
+    version: int
+    state: str
+    error_code: int
+    error_message: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The `classify` signature's outputs for a batch: top-k per clip plus the full probabilities."""
+
+    top_k_labels: list[list[str]]
+    top_k_classes: np.ndarray
+    top_k_scores: np.ndarray
+    probabilities: np.ndarray
+    logits: np.ndarray
+
+
+def metadata_request(model: ModelRef, signature: str) -> protos.GetModelMetadataRequest:
+    return protos.GetModelMetadataRequest(model_spec=model.spec(signature), metadata_field=["signature_def"])
+
+
+def status_request(model: ModelRef) -> protos.GetModelStatusRequest:
+    return protos.GetModelStatusRequest(model_spec=model.spec())
+
+
+def predict_request(
+    model: ModelRef, signature: str, inputs: dict[str, np.ndarray], output_filter: list[str] | None = None
+) -> protos.PredictRequest:
+    request = protos.PredictRequest(model_spec=model.spec(signature), output_filter=output_filter or [])
+    for name, array in inputs.items():
+        to_tensor_proto(array, out=request.inputs[name])
+    return request
+
+
+def predict_outputs(response: protos.PredictResponse) -> dict[str, np.ndarray]:
+    return {name: to_numpy(tensor) for name, tensor in response.outputs.items()}
+
+
+def parse_status(response: protos.GetModelStatusResponse) -> list[VersionStatus]:
+    return [
+        VersionStatus(
+            version=int(s.version),
+            state=protos.ModelState.values_by_number[s.state].name
+            if s.state in protos.ModelState.values_by_number
+            else str(s.state),
+            error_code=int(s.status.error_code),
+            error_message=s.status.error_message,
+        )
+        for s in response.model_version_status
+    ]
+
+
+def parse_classification(outputs: dict[str, np.ndarray]) -> Classification:
+    labels = outputs["top_k_labels"]
+    return Classification(
+        top_k_labels=[[_text(v) for v in row] for row in labels],
+        top_k_classes=outputs["top_k_classes"],
+        top_k_scores=outputs["top_k_scores"],
+        probabilities=outputs.get("probabilities", np.empty((len(labels), 0), np.float32)),
+        logits=outputs.get("logits", np.empty((len(labels), 0), np.float32)),
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def check_frames(frames: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """Validate a uint8 batch [B, T, H, W, 3] against the model's clip geometry before sending megabytes."""
+    frames = np.asarray(frames)
+    expected = (info.clip_len, info.height, info.width, 3)
+    if frames.dtype != np.uint8:
+        raise InvalidInput(f"frames must be uint8 RGB, got {frames.dtype}")
+    if frames.ndim == 4:
+        frames = frames[None]
+    if frames.ndim != 5 or frames.shape[1:] != expected or frames.shape[0] == 0:
+        raise InvalidInput(
+            f"frames must be [batch, {', '.join(map(str, expected))}] for {info.name!r} version {info.version} "
+            f"signature {info.signature!r} ({info.input.describe()}), got shape {list(frames.shape)}"
+        )
+    return frames
+
+
+def batch_too_large(details: str) -> bool:
+    """TF Serving's batcher rejects a request bigger than its max batch with 'Task size N is larger than maximum ...'."""
+    return "larger than maximum" in details or "exceeds the maximum" in details
