@@ -1,10 +1,16 @@
-"""Building TF Serving requests with tensorflow_serving.apis, as a production client would."""
+"""Building TF Serving requests with tensorflow_serving.apis, as a production client would, and small waits."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_management_pb2, predict_pb2
+
+from tests.serving import savedmodels
+from vswin.serving.model_config import ModelServerConfig, parse_model_config
 
 
 def predict_request(
@@ -49,3 +55,28 @@ def states(response: get_model_status_pb2.GetModelStatusResponse) -> dict[int, s
     """version -> state name."""
     names = get_model_status_pb2.ModelVersionStatus.State.Name
     return {entry.version: names(entry.state) for entry in response.model_version_status}
+
+
+def config_for(base: Path, policy: str = "", labels: dict[str, int] | None = None, name: str = "tiny") -> ModelServerConfig:
+    label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}' for k, v in (labels or {}).items())
+    policy_text = f"model_version_policy {{ {policy} }}" if policy else ""
+    return parse_model_config(
+        f'model_config_list {{ config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" '
+        f"{policy_text} {label_text} }} }}"
+    )
+
+
+def reload_request(config: ModelServerConfig) -> model_management_pb2.ReloadConfigRequest:
+    return model_management_pb2.ReloadConfigRequest(config=config)
+
+
+def served_version(predict, **spec) -> int:
+    request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph", **spec)
+    return predict.Predict(request, timeout=60).model_spec.version.value
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

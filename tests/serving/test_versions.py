@@ -10,39 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import text_format
-from tensorflow_serving.apis import model_management_pb2
 
 from tests.serving import savedmodels
-from tests.serving.requests import predict_request, states, status_request
-from vswin.serving.model_config import ModelServerConfig, parse_model_config
+from tests.serving.requests import config_for, predict_request, reload_request, served_version, states, status_request, wait_for
+from vswin.serving.model_config import ModelServerConfig
 from vswin.serving.servable import Servable
 
 pytestmark = pytest.mark.slow
-
-
-def config_for(base: Path, policy: str = "", labels: dict[str, int] | None = None, name: str = "tiny") -> ModelServerConfig:
-    label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}' for k, v in (labels or {}).items())
-    policy_text = f"model_version_policy {{ {policy} }}" if policy else ""
-    return parse_model_config(
-        f'model_config_list {{ config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" '
-        f"{policy_text} {label_text} }} }}"
-    )
-
-
-def reload_request(config: ModelServerConfig) -> model_management_pb2.ReloadConfigRequest:
-    return model_management_pb2.ReloadConfigRequest(config=config)
-
-
-def served_version(predict, **spec) -> int:
-    request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph", **spec)
-    return predict.Predict(request, timeout=60).model_spec.version.value
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture()
