@@ -189,3 +189,55 @@ def test_jit_signature_without_xla_flags_fails_like_tf_serving(start_server, stu
     assert "XLA compilation disabled" in details
     ok = predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(5)}, "features_graph"), timeout=60)
     assert len(ok.outputs["features"].float_val) == 5 * savedmodels.FEATURES
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """The two ServicerContext methods Predict uses, for calling the service without a network."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise _Aborted(code, details)
+
+
+def test_request_whose_deadline_has_passed_is_deadline_exceeded_without_running(server, monkeypatch):
+    from vswin.serving.prediction_service import PredictionService
+    from vswin.serving.servable import Servable
+
+    runs: list[str] = []
+    original = Servable.run
+    monkeypatch.setattr(Servable, "run", lambda self, *a, **k: runs.append(a[0]) or original(self, *a, **k))
+    service = PredictionService(server.manager)
+    request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph")
+    with pytest.raises(_Aborted) as caught:
+        service.Predict(request, _Context(remaining=0.0))
+    assert caught.value.args[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert runs == []
+    assert len(service.Predict(request, _Context(remaining=30.0)).outputs["features"].float_val) == 192
+    assert runs == ["features_graph"]
+
+
+def test_unexpected_failure_inside_a_request_is_internal_and_the_server_keeps_serving(server, stubs, monkeypatch):
+    from vswin.serving.servable import Servable
+
+    predict, _ = stubs(server)
+    original = Servable.run
+    calls = iter([True, False])
+
+    def flaky(self, *args, **kwargs):
+        if next(calls):
+            raise RuntimeError("boom")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Servable, "run", flaky)
+    request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph")
+    assert code_of(predict.Predict, request) == (grpc.StatusCode.INTERNAL, "RuntimeError: boom")
+    assert predict.Predict(request, timeout=60).model_spec.version.value == 1
