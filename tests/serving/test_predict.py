@@ -181,6 +181,14 @@ def test_request_over_the_message_limit_is_resource_exhausted(start_server, stub
     assert code_of(predict.Predict, small)[0] == grpc.StatusCode.INVALID_ARGUMENT  # reached the server
 
 
+def test_xla_gpu_flag_also_enables_xla_on_cpu_as_in_tf_serving(start_server, stubs, model_base):
+    server = start_server(single_model_config("tiny", model_base), xla_gpu_compilation_enabled=True)
+    predict, _ = stubs(server)
+    response = predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(4)}), timeout=60)
+    assert response.model_spec.signature_name == "serving_default"
+    assert len(response.outputs["features"].float_val) == 4 * savedmodels.FEATURES
+
+
 def test_jit_signature_without_xla_flags_fails_like_tf_serving(start_server, stubs, model_base):
     server = start_server(single_model_config("tiny", model_base))
     predict, _ = stubs(server)

@@ -98,7 +98,7 @@ class ModelServer:
             raise OSError(f"cannot listen on {options.host}:{options.port}")
         self._grpc.start()
         self._start_pollers()
-        log.info("gRPC server listening on %s:%d; serving %s", options.host, self.port, self._describe())
+        log.info("gRPC server listening on %s:%d", options.host, self.port)
         return self.port
 
     def reload(self, config: ModelServerConfig) -> None:
@@ -107,6 +107,7 @@ class ModelServer:
             self.manager.reload(config)
         finally:
             self._update_health()
+            log.info("serving %s", self._describe())
 
     def stop(self, grace: float | None = None) -> None:
         """Refuse new requests, let those in flight finish, then unload everything."""
@@ -218,5 +219,4 @@ class ModelServer:
         except ServingError as err:
             log.error("reload of %s failed: %s", path, err.message)
         self._config_text = text
-        log.info("serving %s", self._describe())
 
