@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -14,6 +14,10 @@ from vswin.serving.errors import ServingError, invalid_argument
 from vswin.serving.manager import ModelManager
 from vswin.serving.servable import DEFAULT_SIGNATURE, Servable
 from vswin.serving.tensors import to_ndarray, to_tensor_proto
+
+if TYPE_CHECKING:
+    from vswin.serving.batching import BatchScheduler
+    from vswin.serving.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +30,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(
         self,
         manager: ModelManager,
-        scheduler: object | None = None,
-        metrics: object | None = None,
+        scheduler: BatchScheduler | None = None,
+        metrics: ServerMetrics | None = None,
         as_tensor_content: bool = False,
     ) -> None:
         self.manager = manager
@@ -78,9 +82,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray], output_filter: list[str],
         timeout: float | None,
     ) -> dict[str, np.ndarray]:  # fmt: skip
-        run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] = lambda batch: servable.run(  # noqa: E731
-            signature_name, batch, output_filter, timeout
-        )
+        def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return servable.run(signature_name, batch, output_filter, timeout)
+
         if self.scheduler is None:
             return run(inputs)
         from vswin.serving import batching
