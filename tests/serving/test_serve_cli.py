@@ -119,3 +119,36 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
     assert "model tiny version 1 is serving" in log_text
     assert "serving tiny versions [1]" in log_text
     assert "server stopped" in log_text
+
+
+@pytest.mark.slow
+def test_stop_lets_requests_in_flight_finish_and_refuses_new_ones(start_server, stubs, model_base, monkeypatch):
+    import threading
+
+    from tests.serving.requests import config_for
+    from vswin.serving.servable import Servable
+
+    server = start_server(config_for(model_base))
+    predict, _ = stubs(server)
+    entered, release = threading.Event(), threading.Event()
+    original = Servable.run
+
+    def slow_run(self, *args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Servable, "run", slow_run)
+    request = predict_request("tiny", {"frames": savedmodels.clips(2)}, "features_graph")
+    in_flight = predict.Predict.future(request, timeout=60)
+    assert entered.wait(30)
+    stopping = threading.Thread(target=server.stop, kwargs={"grace": 30})
+    stopping.start()
+    time.sleep(0.3)
+    with pytest.raises(grpc.RpcError) as caught:
+        predict.Predict(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    release.set()
+    assert tf.make_ndarray(in_flight.result().outputs["features"]).shape == (2, savedmodels.FEATURES)
+    stopping.join(30)
+    assert not stopping.is_alive()
