@@ -185,3 +185,14 @@ def test_config_is_replaced_atomically(config, monkeypatch):
     (src, dst), = replaced
     assert dst == config and src.parent == config.parent and src.name.startswith(".models.config.")
     assert not src.exists() and sorted(p.name for p in config.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_promote_checks_container_base_paths_in_a_mapped_tree(models_root, tmp_path, capsys):
+    config = tmp_path / "container.config"
+    main(["config", "generate", str(models_root), "--policy", "all", "--label", "stable=1",
+          "--base-path-prefix", "/models", "--out", str(config)])
+    argv = ["config", "promote", "tiny", "--label", "stable", "--version", "3", "--config", str(config)]
+    assert main(argv) == 1
+    assert "/models/tiny/3: version directory does not exist" in capsys.readouterr().err
+    assert main([*argv, "--map", f"/models={models_root}"]) == 0
+    assert labels(config, "tiny")["stable"] == 3

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--server", metavar="HOST:PORT",
                          help="Running server: check versions with GetModelStatus and apply the new config with "
                          "HandleReloadConfigRequest.")
+        sub.add_argument("--map", action="append", default=[], metavar="PREFIX=DIR",
+                         help="Without --server: look for base paths under PREFIX in DIR (e.g. /models=./exports).")
         sub.add_argument("--wait", type=float, default=120.0,
                          help="Seconds to wait for a newly served version to load (with --server; default 120).")
         if name == "promote":
@@ -98,11 +100,16 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_label_move(args: argparse.Namespace) -> int:
-    from vswin.serving.config_tools import version_on_disk
+    from vswin.serving.config_tools import parse_assignments, version_on_disk
     from vswin.serving.rollout import PendingLoad, Rollout, RolloutError, ServerControl
 
+    try:
+        path_map = parse_assignments(args.map, "--map")
+    except ValueError as err:
+        print(f"vswin config {args.action}: {err}", file=sys.stderr)
+        return 1
     server = ServerControl(args.server) if args.server else None
-    loaded = server.not_available if server else version_on_disk
+    loaded = server.not_available if server else version_on_disk(path_map)
     rollout = Rollout(Path(args.config), loaded, server, wait_seconds=args.wait)
     try:
         if args.action == "promote":

@@ -10,7 +10,7 @@ at the first, so one run tells a user everything to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -65,10 +65,14 @@ def savedmodel_problems(version_dir: Path) -> list[str]:
     return problems
 
 
-def version_on_disk(entry: ModelConfig, version: int) -> str | None:
+def version_on_disk(path_map: Mapping[str, str] | None = None) -> Callable[[ModelConfig, int], str | None]:
     """A rollout `LoadedCheck` without a server: None when the version directory is a servable export."""
-    problems = savedmodel_problems(Path(entry.base_path) / str(version))
-    return "; ".join(problems) or None
+
+    def check(entry: ModelConfig, version: int) -> str | None:
+        problems = savedmodel_problems(local_path(entry.base_path, path_map or {}) / str(version))
+        return "; ".join(problems) or None
+
+    return check
 
 
 def local_path(base_path: str, path_map: Mapping[str, str]) -> Path:

@@ -5,7 +5,8 @@ canary, and can move `stable` back. TF Serving refuses a label that points
 at a version it has not loaded (and moving a label is only safe once both
 versions are loaded), so every move first makes sure the version is served:
 with a server, `GetModelStatus` says AVAILABLE; without one, the version
-directory is a SavedModel. The file is rewritten atomically (a temporary
+directory is a SavedModel. A server gets the new config before the file
+does, so a config it refuses is never written. The file is rewritten atomically (a temporary
 sibling, then `os.replace`) so a polling server never reads half of it, and
 each move of a label is appended to a JSON-lines journal beside the config
 (`models.config.journal`), from which `rollback` finds the previous stable.
@@ -196,12 +197,13 @@ class Rollout:
         if reason:
             raise RolloutError(f"refusing to serve {entry.name!r} version {version}: {reason}")
         entry.model_version_policy.specific.versions.append(version)
+        if self.server is not None:
+            self.server.reload(config)  # first: a refused config never reaches the file
         write_config(self.config_path, config)
         if self.server is None:
             raise PendingLoad(f"added version {version} to {entry.name!r}'s served versions in {self.config_path}; "
                               f"labels move only to loaded versions: run this again once the server has loaded it "
                               f"(or pass --server to wait for it)")
-        self.server.reload(config)
         self.server.wait_available(entry, version, self.wait_seconds)
         return entry
 
@@ -211,10 +213,10 @@ class Rollout:
             raise RolloutError(f"refusing to point {entry.name!r} {label!r} at version {version}: {reason}")
         previous = entry.version_labels[label] if label in entry.version_labels else None
         entry.version_labels[label] = version
-        write_config(self.config_path, config)
-        _append_journal(self.config_path, LabelMove(action, entry.name, label, version, previous))
         if self.server is not None:
             self.server.reload(config)
+        write_config(self.config_path, config)
+        _append_journal(self.config_path, LabelMove(action, entry.name, label, version, previous))
 
 
 class ServerControl:
