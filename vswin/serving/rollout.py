@@ -5,8 +5,8 @@ canary, and can move `stable` back. TF Serving refuses a label that points
 at a version it has not loaded (and moving a label is only safe once both
 versions are loaded), so every move first makes sure the version is served:
 with a server, `GetModelStatus` says AVAILABLE; without one, the version
-directory is a SavedModel. A server gets the new config before the file
-does, so a config it refuses is never written. The file is rewritten atomically (a temporary
+directory is a SavedModel. A config the server refuses is taken back out
+of the file. The file is rewritten atomically (a temporary
 sibling, then `os.replace`) so a polling server never reads half of it, and
 each move of a label is appended to a JSON-lines journal beside the config
 (`models.config.journal`), from which `rollback` finds the previous stable.
@@ -57,11 +57,14 @@ def read_config(path: Path) -> ModelServerConfig:
 
 def write_config(path: Path, config: ModelServerConfig) -> None:
     """Replace `path` with `config` in one rename, so readers see the old file or the new one."""
-    path = Path(path)
+    _replace_text(Path(path), text_format.MessageToString(config))
+
+
+def _replace_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(text_format.MessageToString(config))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -165,11 +168,10 @@ class Rollout:
             if from_label not in entry.version_labels:
                 raise RolloutError(f"model {name!r} has no {from_label!r} label (labels: {dict(entry.version_labels)})")
             version = entry.version_labels[from_label]
-        assert version is not None
         if version < 1:
             raise RolloutError(f"version must be a positive integer, not {version}")
         if not served_versions_include(entry, version):
-            entry = self._load_first(config, entry, version)
+            self._load_first(config, entry, version)
         self._move(config, entry, "promote", label, version)
         return version
 
@@ -191,21 +193,18 @@ class Rollout:
         self._move(config, entry, "rollback", STABLE, target)
         return target
 
-    def _load_first(self, config: ModelServerConfig, entry: ModelConfig, version: int) -> ModelConfig:
+    def _load_first(self, config: ModelServerConfig, entry: ModelConfig, version: int) -> None:
         """Add `version` to the specific policy and get it loaded before any label points at it."""
         reason = self.loaded(entry, version) if self.server is None else None
         if reason:
             raise RolloutError(f"refusing to serve {entry.name!r} version {version}: {reason}")
         entry.model_version_policy.specific.versions.append(version)
-        if self.server is not None:
-            self.server.reload(config)  # first: a refused config never reaches the file
-        write_config(self.config_path, config)
+        self._apply(config)
         if self.server is None:
             raise PendingLoad(f"added version {version} to {entry.name!r}'s served versions in {self.config_path}; "
                               f"labels move only to loaded versions: run this again once the server has loaded it "
                               f"(or pass --server to wait for it)")
         self.server.wait_available(entry, version, self.wait_seconds)
-        return entry
 
     def _move(self, config: ModelServerConfig, entry: ModelConfig, action: str, label: str, version: int) -> None:
         reason = self.loaded(entry, version)
@@ -213,10 +212,24 @@ class Rollout:
             raise RolloutError(f"refusing to point {entry.name!r} {label!r} at version {version}: {reason}")
         previous = entry.version_labels[label] if label in entry.version_labels else None
         entry.version_labels[label] = version
-        if self.server is not None:
-            self.server.reload(config)
-        write_config(self.config_path, config)
+        self._apply(config)
         _append_journal(self.config_path, LabelMove(action, entry.name, label, version, previous))
+
+    def _apply(self, config: ModelServerConfig) -> None:
+        """Write `config`, then have the server load it; if it refuses, put the previous file back.
+
+        File first: a server that also polls the file then never reads an older
+        config than the one it was just sent.
+        """
+        previous = self.config_path.read_text()
+        write_config(self.config_path, config)
+        if self.server is None:
+            return
+        try:
+            self.server.reload(config)
+        except RolloutError:
+            _replace_text(self.config_path, previous)
+            raise
 
 
 class ServerControl:
