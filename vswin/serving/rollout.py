@@ -1,0 +1,298 @@
+"""Version labels in a models.config: promote, roll back, and keep a journal of what moved.
+
+A rollout moves the `canary` label to a new export, then `stable` to the
+canary, and can move `stable` back. TF Serving refuses a label that points
+at a version it has not loaded (and moving a label is only safe once both
+versions are loaded), so every move first makes sure the version is served:
+with a server, `GetModelStatus` says AVAILABLE; without one, the version
+directory is a SavedModel. A config the server refuses is taken back out
+of the file. The file is rewritten atomically (a temporary
+sibling, then `os.replace`) so a polling server never reads half of it, and
+each move of a label is appended to a JSON-lines journal beside the config
+(`models.config.journal`), from which `rollback` finds the previous stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+ModelServerConfig = model_server_config_pb2.ModelServerConfig
+ModelConfig = model_server_config_pb2.ModelConfig
+
+STABLE, CANARY = "stable", "canary"
+LABEL_PATTERN = re.compile(r"^[a-zA-Z0-9_]+$")  # TF Serving's rule for version labels
+JOURNAL_SUFFIX = ".journal"
+
+
+class RolloutError(RuntimeError):
+    """A label move that was refused; the message says why and what to do."""
+
+
+class PendingLoad(RolloutError):
+    """The version was added to the served versions but is not loaded yet; the label did not move."""
+
+
+def read_config(path: Path) -> ModelServerConfig:
+    """The models.config at `path` (ValueError naming the file and the problem)."""
+    config = ModelServerConfig()
+    try:
+        text_format.Parse(Path(path).read_text(), config)
+    except OSError as err:
+        raise ValueError(f"cannot read model config file {path}: {err.strerror or err}") from err
+    except text_format.ParseError as err:
+        raise ValueError(f"{path}: not a valid ModelServerConfig text proto: {err}") from err
+    return config
+
+
+def write_config(path: Path, config: ModelServerConfig) -> None:
+    """Replace `path` with `config` in one rename, so readers see the old file or the new one."""
+    _replace_text(Path(path), text_format.MessageToString(config))
+
+
+def _replace_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_entry(config: ModelServerConfig, name: str) -> ModelConfig:
+    for entry in config.model_config_list.config:
+        if entry.name == name:
+            return entry
+    known = ", ".join(entry.name for entry in config.model_config_list.config) or "none"
+    raise RolloutError(f"model {name!r} is not in the config (models: {known})")
+
+
+def journal_path(config_path: Path) -> Path:
+    return Path(f"{config_path}{JOURNAL_SUFFIX}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMove:
+    """One journal line: `label` of `model` moved from `previous` (None: unset) to `version`."""
+
+    action: str  # "promote" or "rollback"
+    model: str
+    label: str
+    version: int
+    previous: int | None
+    time: str = ""
+
+
+def read_journal(config_path: Path) -> list[LabelMove]:
+    path = journal_path(config_path)
+    if not path.exists():
+        return []
+    moves = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            moves.append(LabelMove(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise RolloutError(f"{path}:{number}: not a journal record: {err}") from err
+    return moves
+
+
+def _append_journal(config_path: Path, move: LabelMove) -> None:
+    stamped = dataclasses.replace(move, time=datetime.datetime.now(datetime.timezone.utc).isoformat())
+    with journal_path(config_path).open("a") as handle:
+        handle.write(json.dumps(dataclasses.asdict(stamped)) + "\n")
+
+
+def stable_history(moves: list[LabelMove], model: str) -> list[int]:
+    """The stack of stable versions of `model`: promotions push, rollbacks pop."""
+    stack: list[int] = []
+    for move in moves:
+        if move.model != model or move.label != STABLE:
+            continue
+        if move.action == "rollback":
+            if stack:
+                stack.pop()
+            continue
+        if not stack and move.previous is not None:
+            stack.append(move.previous)
+        stack.append(move.version)
+    return stack
+
+
+def served_versions_include(entry: ModelConfig, version: int) -> bool:
+    """Whether the entry's version policy can load `version` (`latest` is left to the server to judge)."""
+    policy = entry.model_version_policy
+    if policy.WhichOneof("policy_choice") == "specific":
+        return version in policy.specific.versions
+    return True
+
+
+# (model entry, version) -> None if the version is loaded, else the reason it is not.
+LoadedCheck = Callable[[ModelConfig, int], "str | None"]
+
+
+class Rollout:
+    """Label moves on one models.config; `server` (a `ServerControl`) makes them live on a running server."""
+
+    def __init__(self, config_path: Path, loaded: LoadedCheck, server: "ServerControl | None" = None,
+                 wait_seconds: float = 120.0) -> None:
+        self.config_path = Path(config_path)
+        self.loaded = loaded
+        self.server = server
+        self.wait_seconds = wait_seconds
+
+    def promote(self, name: str, label: str, version: int | None = None, from_label: str | None = None) -> int:
+        """Point `label` of `name` at `version` (or at the version `from_label` points at); returns the version."""
+        if not LABEL_PATTERN.match(label):
+            raise RolloutError(f"label {label!r} must match [a-zA-Z0-9_]+")
+        config = read_config(self.config_path)
+        entry = model_entry(config, name)
+        if (version is None) == (from_label is None):
+            raise RolloutError("give exactly one of a version or a label to promote from")
+        if from_label is not None:
+            if from_label not in entry.version_labels:
+                raise RolloutError(f"model {name!r} has no {from_label!r} label (labels: {dict(entry.version_labels)})")
+            version = entry.version_labels[from_label]
+        if version < 1:
+            raise RolloutError(f"version must be a positive integer, not {version}")
+        if not served_versions_include(entry, version):
+            self._load_first(config, entry, version)
+        self._move(config, entry, "promote", label, version)
+        return version
+
+    def rollback(self, name: str) -> int:
+        """Move `stable` of `name` back to the stable version before the current one; returns that version."""
+        config = read_config(self.config_path)
+        entry = model_entry(config, name)
+        history = stable_history(read_journal(self.config_path), name)
+        if len(history) < 2:
+            raise RolloutError(f"no earlier stable version of {name!r} in {journal_path(self.config_path)}")
+        current = entry.version_labels.get(STABLE)
+        if current != history[-1]:
+            raise RolloutError(f"{name!r} stable is {current}, but the journal's last stable is {history[-1]}: "
+                               f"the config was edited by hand; set the label explicitly with promote")
+        target = history[-2]
+        if not served_versions_include(entry, target):
+            raise RolloutError(f"{name!r} version {target} is no longer in the served versions; "
+                               f"promote it explicitly (promote {name} --label stable --version {target})")
+        self._move(config, entry, "rollback", STABLE, target)
+        return target
+
+    def _load_first(self, config: ModelServerConfig, entry: ModelConfig, version: int) -> None:
+        """Add `version` to the specific policy and get it loaded before any label points at it."""
+        reason = self.loaded(entry, version) if self.server is None else None
+        if reason:
+            raise RolloutError(f"refusing to serve {entry.name!r} version {version}: {reason}")
+        entry.model_version_policy.specific.versions.append(version)
+        self._apply(config)
+        if self.server is None:
+            raise PendingLoad(f"added version {version} to {entry.name!r}'s served versions in {self.config_path}; "
+                              f"labels move only to loaded versions: run this again once the server has loaded it "
+                              f"(or pass --server to wait for it)")
+        self.server.wait_available(entry, version, self.wait_seconds)
+
+    def _move(self, config: ModelServerConfig, entry: ModelConfig, action: str, label: str, version: int) -> None:
+        reason = self.loaded(entry, version)
+        if reason:
+            raise RolloutError(f"refusing to point {entry.name!r} {label!r} at version {version}: {reason}")
+        previous = entry.version_labels[label] if label in entry.version_labels else None
+        entry.version_labels[label] = version
+        self._apply(config)
+        _append_journal(self.config_path, LabelMove(action, entry.name, label, version, previous))
+
+    def _apply(self, config: ModelServerConfig) -> None:
+        """Write `config`, then have the server load it; if it refuses, put the previous file back.
+
+        File first: a server that also polls the file then never reads an older
+        config than the one it was just sent.
+        """
+        previous = self.config_path.read_text()
+        write_config(self.config_path, config)
+        if self.server is None:
+            return
+        try:
+            self.server.reload(config)
+        except RolloutError:
+            _replace_text(self.config_path, previous)
+            raise
+
+
+class ServerControl:
+    """ModelService calls on a running TF Serving (or `vswin serve`): reload the config, ask a version's state."""
+
+    def __init__(self, target: str, timeout: float = 30.0) -> None:
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc
+
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target)
+        self._stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def reload(self, config: ModelServerConfig) -> None:
+        """HandleReloadConfigRequest with `config`; RolloutError carrying the server's message if it refuses."""
+        import grpc
+        from tensorflow_serving.apis import model_management_pb2
+
+        request = model_management_pb2.ReloadConfigRequest(config=config)
+        try:
+            response = self._stub.HandleReloadConfigRequest(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise RolloutError(f"{self.target}: reload failed: {err.code().name}: {err.details()}") from err
+        if response.status.error_code != 0:
+            raise RolloutError(f"{self.target}: reload refused: {response.status.error_message}")
+
+    def version_state(self, name: str, version: int) -> str | None:
+        """The version's state name (e.g. AVAILABLE, LOADING), or None when the server does not know it."""
+        import grpc
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        request.model_spec.version.value = version
+        try:
+            response = self._stub.GetModelStatus(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise RolloutError(f"{self.target}: GetModelStatus failed: {err.code().name}: {err.details()}") from err
+        states = get_model_status_pb2.ModelVersionStatus.State
+        for status in response.model_version_status:
+            if status.version == version:
+                return states.Name(status.state)
+        return None
+
+    def not_available(self, entry: ModelConfig, version: int) -> str | None:
+        """A `LoadedCheck`: None when the server reports the version AVAILABLE."""
+        state = self.version_state(entry.name, version)
+        if state == "AVAILABLE":
+            return None
+        return f"{self.target} reports version {version} as {state or 'unknown'}, not AVAILABLE"
+
+    def wait_available(self, entry: ModelConfig, version: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            reason = self.not_available(entry, version)
+            if reason is None:
+                return
+            if time.monotonic() > deadline:
+                raise RolloutError(f"{reason} after {seconds:.0f} s; no label moved")
+            time.sleep(0.25)
