@@ -15,6 +15,7 @@ from vswin.client.video import load_clips
 
 pytestmark = pytest.mark.slow
 CLIP = (16, 64, 64)
+LABELS = [f"action {i}" for i in range(10)]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,23 @@ def micro_saved_model(tmp_path_factory, micro_arch, micro_checkpoint) -> Path:
         def serve(self, frames):
             return {"features": self.model((tf.cast(frames, tf.float32) - mean) / std)["features"]}
 
+        @tf.function(input_signature=[tf.TensorSpec([None, *CLIP, 3], tf.uint8, name="frames")])
+        def classify(self, frames):
+            logits = self.model((tf.cast(frames, tf.float32) - mean) / std)["logits"]
+            probabilities = tf.nn.softmax(logits)
+            top = tf.math.top_k(probabilities, k=3)
+            return {
+                "logits": logits,
+                "probabilities": probabilities,
+                "top_k_scores": top.values,
+                "top_k_classes": top.indices,
+                "top_k_labels": tf.gather(LABELS, top.indices),
+            }
+
     module = Serving()
     path = tmp_path_factory.mktemp("export") / "micro" / "1"
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    signatures = {"serving_default": module.serve, "classify": module.classify}
+    tf.saved_model.save(module, str(path), signatures=signatures)
     return path
 
 
@@ -93,3 +108,16 @@ def test_extract_through_the_server_equals_the_exported_model_in_process(
     np.testing.assert_allclose(result.features, expected.mean(axis=(0, 1)), atol=1e-4, rtol=0)
     np.testing.assert_array_equal(result.frame_indices, clips.frame_indices)
     assert np.abs(expected).max() > 1e-2  # a real signal, not zeros on both sides
+
+
+def test_classify_returns_the_exported_top_k_labels(served, micro_saved_model, real_videos):
+    import tensorflow as tf
+
+    clips = load_clips(real_videos["bikes"], Sampling("uniform", CLIP[0], 2, 3), CLIP[1:], num_crops=1)
+    views = clips.clips.reshape(-1, *CLIP, 3)
+    with VideoSwinClient(served, "micro", max_batch=2) as client:
+        result = client.classify(views)
+    expected = tf.saved_model.load(str(micro_saved_model)).signatures["classify"](frames=tf.constant(views))
+    np.testing.assert_allclose(result.probabilities, expected["probabilities"].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(result.top_k_classes, expected["top_k_classes"].numpy())
+    assert result.top_k_labels == [[LABELS[i] for i in row] for row in expected["top_k_classes"].numpy()]
