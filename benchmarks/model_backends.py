@@ -53,20 +53,6 @@ print(json.dumps({"first_call_s": first, "latencies_s": times, "backend_version"
 """
 
 
-def machine_info() -> dict:
-    import platform
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-
-
 def run_setting(name: str, args: argparse.Namespace) -> dict:
     backend, jit = SETTINGS[name]
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -98,6 +84,8 @@ def main() -> int:
 
     import keras
 
+    from vswin.bench.machine import describe
+
     results = {}
     for name in args.settings.split(","):
         print(f"{name} ...", file=sys.stderr, flush=True)
@@ -110,7 +98,7 @@ def main() -> int:
     report = {
         "benchmark": "keras_model_forward",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_info(),
+        "machine": describe(),
         "versions": {"keras": keras.__version__, **{n: r["backend_version"] for n, r in results.items()}},
         "settings": {"arch": args.arch, "clip": [args.batch, args.frames, args.size, args.size, 3],
                      "weights": "random", "reps": args.reps, "dtype": "float32"},

@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import datetime as dt
+    import sys
 
     from rich.console import Console
     from rich.table import Table
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r.request_bytes / 1e6:.1f}", f"{r.wall_clips_per_s:.2f}", f"{r.cpu_clips_per_s:.2f}",
             f"{r.cpu_utilization:.2f}",
         )  # fmt: skip
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     document = {
         "schema": "vswin.bench.client/1",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

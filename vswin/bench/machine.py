@@ -8,6 +8,7 @@ import platform
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 PACKAGES = (
     "vswin-serving", "numpy", "grpcio", "protobuf", "opencv-python-headless", "tensorflow",
@@ -47,6 +48,19 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def _source_commit() -> str | None:
+    """The git commit of this checkout (with '+dirty' for local changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
 def _versions() -> dict[str, str]:
     versions = {}
     for name in PACKAGES:
@@ -70,4 +84,5 @@ def describe() -> dict[str, object]:
         "memory_gib": _memory_gib(),
         "gpus": _gpus(),
         "packages": _versions(),
+        "vswin_commit": _source_commit(),
     }

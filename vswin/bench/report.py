@@ -82,9 +82,12 @@ def table(results: list[SettingResult], title: str = "") -> object:
 
 
 def print_table(results: list[SettingResult], title: str = "") -> None:
+    """To the terminal; when piped to a file, wide enough that no column is cut."""
+    import sys
+
     from rich.console import Console
 
-    Console().print(table(results, title))
+    Console(width=None if sys.stdout.isatty() else 220).print(table(results, title))
 
 
 def plot(results: list[SettingResult], out_dir: Path, stem: str, title: str = "") -> list[Path]:

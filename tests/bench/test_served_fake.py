@@ -1,0 +1,91 @@
+"""`vswin bench serve` over a real gRPC channel to a loopback stand-in with known delay and failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vswin.bench.loadgen import LoadSettings, closed_loop
+from vswin.bench.payload import ClipPool, random_clips
+from vswin.bench.transport import GrpcTransport
+
+from .grpc_fake import FakeServing
+
+QUICK = ["--measurement-interval-ms", "300", "--max-trials", "3", "--warmup-s", "0.1", "--max-duration-s", "5",
+         "--stability-percentage", "100"]  # fmt: skip
+
+
+@pytest.fixture()
+def serving(free_port):
+    server = FakeServing(free_port, delay_s=0.01, fail_every=5)
+    yield server
+    server.stop()
+
+
+def test_errors_are_counted_by_grpc_code_over_the_wire(serving):
+    transport = GrpcTransport(serving.target, "toy")
+    assert transport.input.clip_shape == (2, 8, 8) and transport.input.dtype == "uint8"
+    settings = LoadSettings(batch_size=2, measurement_interval_s=0.3, warmup_s=0.1, max_trials=3, stability_pct=100)
+    result = closed_loop(transport, ClipPool(random_clips((2, 8, 8))), 2, settings)
+    transport.close()
+    assert result.sent_total == serving.servicer.predicts == result.ok_total + result.errors_total
+    assert set(result.errors) == {"UNAVAILABLE"}
+    assert result.errors_total == pytest.approx(result.sent_total / 5, abs=2)
+    assert result.round_trip_ms >= 10.0 and result.serialize_ms > 0
+    assert result.request_bytes == pytest.approx(max(serving.servicer.request_bytes), abs=64)
+
+
+def test_float_signature_sends_four_times_the_bytes(serving):
+    frames = GrpcTransport(serving.target, "toy")
+    floats = GrpcTransport(serving.target, "toy", signature="features_float")
+    assert floats.input.dtype == "float32" and floats.input.name == "clips"
+    clips = random_clips((2, 8, 8), 2)
+    small = frames.send(ClipPool(clips, "uint8").batch(2)).request_bytes
+    large = floats.send(ClipPool(clips, "float32").batch(2)).request_bytes
+    frames.close()
+    floats.close()
+    assert large - small == pytest.approx(3 * clips.nbytes, abs=32)  # 4 bytes a value instead of 1
+
+
+def test_serve_command_writes_the_full_report(serving, subprocess_env, tmp_path):
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+               "--concurrency", "1,2", "--server-flags", "--port=x --enable_batching", "--out", str(tmp_path),
+               "--name", "run", *QUICK]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and "c=2 b=1" in done.stdout
+    document = json.loads((tmp_path / "run.json").read_text())
+    assert document["target"]["model"] == "toy" and document["target"]["version"] == 1
+    assert document["target"]["server_flags"] == "--port=x --enable_batching"
+    assert document["target"]["input"] == {"name": "frames", "dtype": "uint8", "clip_shape": [2, 8, 8]}
+    assert document["settings"]["measurement_interval_s"] == 0.3
+    for result in document["results"]:
+        assert result["sent_total"] == result["ok_total"] + result["errors_total"]
+        assert set(result["errors"]) <= {"UNAVAILABLE"}
+    with (tmp_path / "run.csv").open() as f:
+        assert [row["value"] for row in csv.DictReader(f)] == ["1", "2"]
+    assert (tmp_path / "run_concurrency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_serve_command_open_loop_writes_rate_plot(serving, subprocess_env, tmp_path):
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+               "--rate", "20,40", "--out", str(tmp_path), "--name", "open", *QUICK]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "open.json").read_text())["results"]
+    assert [r["mode"] for r in results] == ["rate", "rate"]
+    assert results[1]["achieved_rate"] == pytest.approx(40, rel=0.35)
+    assert (tmp_path / "open_rate.png").exists()
+
+
+def test_serve_command_names_an_unknown_model(serving, subprocess_env, tmp_path):
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "nope",
+               "--out", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "NOT_FOUND" in done.stderr and "nope" in done.stderr
+    assert "Traceback" not in done.stderr
