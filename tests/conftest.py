@@ -80,3 +80,22 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+MICRO_MODEL_NAME = "vswin_micro"
+
+
+@pytest.fixture(scope="session")
+def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
+    """The fixture checkpoint exported once per session: BASE/vswin_micro/1 (16x64x64 clips, batch sizes 1,2).
+
+    Read-only for tests: copy the version directory to make versions 2, 3, ...
+    """
+    import vswin.model
+    from vswin.export import export_model
+
+    base = tmp_path_factory.mktemp("models")
+    model = vswin.model.load(micro_checkpoint, micro_arch)
+    export_model(model, base, MICRO_MODEL_NAME, version=1, frames=16, size=(64, 64), batch_sizes=(1, 2),
+                 checkpoint=micro_checkpoint)
+    return base / MICRO_MODEL_NAME

@@ -21,7 +21,7 @@ def test_window_is_clamped_and_shift_turned_off_on_small_axes():
 
 
 def test_relative_position_index_of_a_2x2x2_window():
-    index = relative_position_index((2, 2, 2))
+    index = ops.convert_to_numpy(relative_position_index((2, 2, 2)))
     assert index.shape == (8, 8)
     # Table of 3*3*3 offsets; the centre (offset 0,0,0) is entry 13 and sits on the diagonal.
     assert (np.diag(index) == 13).all()

@@ -131,7 +131,9 @@ def assign_state_dict(model, state: dict[str, np.ndarray], source: str = "checkp
 
 
 def _check_position_index(model, state: dict[str, np.ndarray], source: str) -> None:
-    expected = relative_position_index(model.config.window_size)
+    from keras import ops
+
+    expected = ops.convert_to_numpy(relative_position_index(model.config.window_size))
     for key, value in state.items():
         if key.endswith("relative_position_index") and (
             value.shape != expected.shape or not np.array_equal(value, expected)

@@ -35,13 +35,20 @@ def effective_window(
     return tuple(use_window), tuple(use_shift)
 
 
-def relative_position_index(window: tuple[int, int, int]) -> np.ndarray:
-    """[N, N] index into the bias table for every pair of tokens of one window (N = prod(window))."""
-    coords = np.stack(np.meshgrid(*[np.arange(w) for w in window], indexing="ij")).reshape(3, -1)
-    relative = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0)
-    relative += np.array(window) - 1
-    strides = np.array([(2 * window[1] - 1) * (2 * window[2] - 1), 2 * window[2] - 1, 1])
-    return (relative * strides).sum(-1).astype("int32")
+def relative_position_index(window: tuple[int, int, int]):
+    """[N, N] int32 index into the bias table for every pair of tokens of one window (N = prod(window)).
+
+    Built with ops from three aranges rather than stored: as a constant it
+    would put N*N values into every traced graph (600 KB per block for 8x7x7).
+    """
+    grids = ops.meshgrid(*[ops.arange(w, dtype="int32") for w in window], indexing="ij")
+    coords = ops.reshape(ops.stack(grids), (3, -1))
+    relative = ops.transpose(coords[:, :, None] - coords[:, None, :], (1, 2, 0))
+    offsets = ops.convert_to_tensor([w - 1 for w in window], dtype="int32")
+    strides = ops.convert_to_tensor(
+        [(2 * window[1] - 1) * (2 * window[2] - 1), 2 * window[2] - 1, 1], dtype="int32"
+    )
+    return ops.sum((relative + offsets) * strides, axis=-1)
 
 
 def shifted_window_regions(padded: tuple[int, int, int], window: tuple[int, int, int],
@@ -132,9 +139,6 @@ class WindowAttention3D(keras.layers.Layer):
         self.scale = (dim // num_heads) ** -0.5
         self.qkv = keras.layers.Dense(dim * 3, use_bias=qkv_bias, name="qkv", dtype=self.dtype_policy)
         self.proj = keras.layers.Dense(dim, name="proj", dtype=self.dtype_policy)
-        # Indexes the bias table for the configured window; a clamped window uses its top-left
-        # N x N block, exactly as the original does.
-        self._bias_index = relative_position_index(self.window_size)
 
     def build(self, input_shape):
         table_size = int(np.prod([2 * w - 1 for w in self.window_size]))
@@ -155,7 +159,8 @@ class WindowAttention3D(keras.layers.Layer):
         q, k, v = qkv[0] * ops.cast(self.scale, x.dtype), qkv[1], qkv[2]
         attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
 
-        index = self._bias_index[:tokens, :tokens].reshape(-1)
+        # A clamped window uses the top-left N x N block of the full window's index, as the original does.
+        index = ops.reshape(relative_position_index(self.window_size)[:tokens, :tokens], (-1,))
         bias = ops.take(self.relative_position_bias_table, index, axis=0)
         bias = ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
         attn = attn + ops.cast(bias, attn.dtype)[None]

@@ -1,0 +1,87 @@
+"""`vswin export`: a checkpoint to a versioned TF Serving SavedModel."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vswin.export.signatures import GRAPH, XLA
+
+
+def _size(text: str) -> tuple[int, int]:
+    """`224` or `HxW` (e.g. `224x320`)."""
+    try:
+        parts = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be N or HxW") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be N or HxW with positive integers")
+    return (parts[0], parts[-1])
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated integers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive integers")
+    return values
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="Export a checkpoint as a versioned TF Serving SavedModel.",
+        description="Writes BASE/NAME/VERSION atomically with the serving signatures, warmup requests "
+        "(assets.extra/tf_serving_warmup_requests) and metadata (assets.extra/vswin.json).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="Official .pth checkpoint or .weights.h5 from `vswin convert`.")
+    source.add_argument("--random-weights", action="store_true",
+                        help="No checkpoint: random weights (for load tests and benchmarks only).")
+    parser.add_argument("--arch", required=True, help="Preset name or architecture JSON file.")
+    parser.add_argument("--out", required=True, help="Model base directory (BASE).")
+    parser.add_argument("--name", required=True, help="Model name: the directory under BASE and the served name.")
+    parser.add_argument("--version", type=int, help="Version number (default: the next free integer).")
+    parser.add_argument("--frames", type=int, default=32, help="Frames per clip T (default 32).")
+    parser.add_argument("--size", type=_size, default=(224, 224), help="Crop size: N or HxW (default 224).")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="Compute precision; outputs stay float32 (default float32).")
+    parser.add_argument("--labels", help="Class names, one per line (default: class indices).")
+    parser.add_argument("--batch-sizes", type=_int_list, default=(1,),
+                        help="Warmup batch sizes, e.g. the batching config's allowed_batch_sizes (default 1).")
+    parser.add_argument("--default-signature", choices=(XLA, GRAPH), default=XLA,
+                        help="Which forward pass serves as serving_default (default xla); use graph for servers "
+                        "that cannot compile XLA.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing version.")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import vswin.model
+    from vswin.export import dtype_policy, export_model, read_labels
+    from vswin.export.versions import VersionExistsError, check_target
+    from vswin.model.convert import CheckpointError
+
+    try:
+        if args.version is not None:  # fail before spending time on the checkpoint
+            check_target(Path(args.out) / args.name, args.version, args.overwrite)
+        policy = dtype_policy(args.precision)
+        labels = read_labels(Path(args.labels)) if args.labels else None
+        if args.checkpoint:
+            model = vswin.model.load(args.checkpoint, args.arch, dtype=policy)
+        else:
+            model = vswin.model.build(args.arch, dtype=policy)
+        target = export_model(
+            model, Path(args.out), args.name, version=args.version, frames=args.frames, size=args.size,
+            precision=args.precision, labels=labels, batch_sizes=args.batch_sizes,
+            default_signature=args.default_signature, overwrite=args.overwrite,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        )
+    except (CheckpointError, VersionExistsError, ValueError, OSError) as err:
+        print(f"vswin export: {err}", file=sys.stderr)
+        return 1
+    print(target)
+    return 0

@@ -1,0 +1,74 @@
+"""`assets.extra/vswin.json`: what a server, client or operator needs to know about one export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+import vswin
+from vswin.model import MEAN, STD
+
+METADATA_FILE = "vswin.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_metadata(model, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
+                    signatures: Sequence[str], batch_sizes: Sequence[int], labels: Sequence[str] | None,
+                    model_name: str, version: int) -> dict[str, Any]:
+    config = model.config
+    return {
+        "model_name": model_name,
+        "version": version,
+        "architecture": config.to_dict(),
+        "checkpoint": {
+            "path": str(checkpoint.resolve()) if checkpoint else None,
+            "sha256": sha256_of(checkpoint) if checkpoint else None,
+            "random_weights": checkpoint is None,
+        },
+        "clip": {"frames": geometry.frames, "height": geometry.height, "width": geometry.width, "channels": 3,
+                 "input_dtype": "uint8", "color": "RGB"},
+        "sampling": {"clip_len": geometry.frames, "frame_interval": config.frame_interval,
+                     "mean": list(MEAN), "std": list(STD), "scale": "0..255"},
+        "features_dim": config.features_dim,
+        "num_classes": config.num_classes if model.has_head else None,
+        "labels": list(labels) if labels is not None else None,
+        "precision": precision,
+        "default_signature": default_signature,
+        "signatures": list(signatures),
+        "warmup_batch_sizes": list(batch_sizes),
+        "versions": {
+            "vswin-serving": vswin.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "tensorflow-serving-api": _version("tensorflow-serving-api"),
+        },
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return package_metadata.version(package)
+    except package_metadata.PackageNotFoundError:
+        return None
+
+
+def write_metadata(assets_extra: Path, data: dict[str, Any]) -> Path:
+    assets_extra.mkdir(parents=True, exist_ok=True)
+    path = assets_extra / METADATA_FILE
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

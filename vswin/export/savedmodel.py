@@ -1,0 +1,73 @@
+"""Write one model version as a TF Serving SavedModel: signatures, warmup, metadata, atomically."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import keras
+
+from vswin.export import metadata, signatures as sigs, versions, warmup
+
+log = logging.getLogger("vswin.export")
+
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def dtype_policy(precision: str) -> str | None:
+    """The Keras dtype policy for a `--precision` value (weights stay float32, compute in `precision`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+    return PRECISIONS[precision]
+
+
+def read_labels(path: Path) -> list[str]:
+    """One label per line; blank lines are not allowed (they would shift every class after them)."""
+    lines = Path(path).read_text().splitlines()
+    if any(not line.strip() for line in lines):
+        raise ValueError(f"label file {path} has blank lines; expected one label per line")
+    return [line.strip() for line in lines]
+
+
+def export_model(model, base: Path, name: str, *, version: int | None = None, frames: int = 32,
+                 size: tuple[int, int] = (224, 224), precision: str = "float32",
+                 labels: Sequence[str] | None = None, batch_sizes: Sequence[int] = (1,),
+                 default_signature: str = sigs.XLA, overwrite: bool = False,
+                 checkpoint: Path | None = None) -> Path:
+    """Export `model` (built with `precision`'s policy) to `base/name/version`; returns that directory.
+
+    Without `version`, takes the next free integer. Everything that can be
+    checked is checked before the first byte is written.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"model name {name!r} must be a plain directory name")
+    if frames < 1 or min(size) < 1:
+        raise ValueError(f"clip geometry must be positive, got {frames} frames of {size[0]}x{size[1]}")
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"warmup batch sizes must be positive integers, got {list(batch_sizes)}")
+    model_base = Path(base) / name
+    version = version if version is not None else versions.next_version(model_base)
+    versions.check_target(model_base, version, overwrite)
+    geometry = sigs.ClipGeometry(frames, *size)
+    endpoints = sigs.build_signatures(model, geometry, default_signature, labels)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for endpoint in endpoints:
+        archive.add_endpoint(endpoint.name, endpoint.traced())
+
+    names = [endpoint.name for endpoint in endpoints]
+    frame_signatures = [e.name for e in endpoints if e.input_spec.name == "frames"]
+    with versions.staged_version(model_base, version, overwrite) as staging:
+        archive.write_out(str(staging), verbose=False)
+        assets_extra = staging / "assets.extra"
+        warmup.write_warmup(assets_extra, warmup.warmup_logs(name, frame_signatures, batch_sizes, (frames, *size, 3)))
+        metadata.write_metadata(assets_extra, metadata.export_metadata(
+            model, checkpoint=checkpoint, geometry=geometry, precision=precision,
+            default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
+            model_name=name, version=version,
+        ))
+    target = model_base / str(version)
+    log.info("exported %s version %d to %s (signatures: %s)", name, version, target, ", ".join(names))
+    return target
