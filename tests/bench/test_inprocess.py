@@ -87,3 +87,17 @@ def test_comparison_script_records_payload_bytes_and_ratios(toy_export, subproce
     assert summary["arms"]["uint8 frames"]["errors"] == 0
     assert document["model"]["export"]["arch"] == "toy" and document["servers"] == {}
     assert (tmp_path / "cmp.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_load_against_the_real_export_of_the_fixture_model(micro_export):
+    """`vswin export` output: the feature signatures' specs are read right, and the default one takes load."""
+    version_dir = micro_export / "1"
+    for signature, dtype in (("features_graph", "uint8"), ("features_float", "float32")):
+        transport = SavedModelTransport(version_dir, signature)
+        assert (transport.input.dtype, transport.input.clip_shape) == (dtype, (16, 64, 64)), signature
+    transport = SavedModelTransport(version_dir)
+    assert transport.metadata()["export"]["clip"]["frames"] == 16  # the export's vswin.json is recorded
+    settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100)
+    result = closed_loop(transport, ClipPool(random_clips((16, 64, 64), 2)), 1, settings)
+    assert result.errors_total == 0 and result.ok_total == result.sent_total >= 1
