@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import text_format
+
+from vswin.serving.config_protos import BatchingParameters
 
 if TYPE_CHECKING:
     from vswin.serving.metrics import ServerMetrics
@@ -75,42 +77,6 @@ class BatchingOptions:
         return next((s for s in self.allowed_batch_sizes if s >= size), size)
 
 
-def _batching_parameters_class() -> type:
-    """tensorflow.serving.BatchingParameters (session_bundle_config.proto), absent from the pip package.
-
-    Built in a private descriptor pool with the upstream field names and types, so the same
-    batching_parameters.txt parses here exactly as it does in tensorflow_model_server.
-    """
-    pool = descriptor_pool.DescriptorPool()
-    wrappers = descriptor_pb2.FileDescriptorProto()
-    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
-    pool.Add(wrappers)
-    f = descriptor_pb2.FieldDescriptorProto
-    fields = [  # (name, number, type, label, type_name)
-        ("max_batch_size", 1, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("batch_timeout_micros", 2, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("num_batch_threads", 3, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("max_enqueued_batches", 4, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("allowed_batch_sizes", 6, f.TYPE_INT64, f.LABEL_REPEATED, None),
-        ("pad_variable_length_inputs", 7, f.TYPE_BOOL, f.LABEL_OPTIONAL, None),
-        ("thread_pool_name", 8, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.StringValue"),
-        ("enable_large_batch_splitting", 9, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.BoolValue"),
-        ("max_execution_batch_size", 10, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-    ]
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="vswin/serving/batching_parameters.proto", package="tensorflow.serving", syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )  # fmt: skip
-    message = proto.message_type.add(name="BatchingParameters")
-    for name, number, type_, label, type_name in fields:
-        message.field.add(name=name, number=number, type=type_, label=label, type_name=type_name)
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
-
-
-BatchingParameters = _batching_parameters_class()
-
-
 def read_batching_parameters(path: str | Path) -> BatchingOptions:
     """Parse TF Serving's batching_parameters.txt (BatchingParameters text proto) into BatchingOptions."""
     path = Path(path)
@@ -122,7 +88,8 @@ def read_batching_parameters(path: str | Path) -> BatchingOptions:
     try:
         text_format.Parse(text, params)
     except text_format.ParseError as err:
-        raise ValueError(f"batching parameters file {path} is not a valid BatchingParameters text proto: {err}") from err
+        message = f"batching parameters file {path} is not a valid BatchingParameters text proto: {err}"
+        raise ValueError(message) from err
     if params.pad_variable_length_inputs:
         raise ValueError(
             f"{path}: pad_variable_length_inputs is not supported by vswin serve; every input of a "
