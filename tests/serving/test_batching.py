@@ -201,6 +201,20 @@ def test_timeout_raises_and_withdraws_the_waiting_request() -> None:
         scheduler.close()
 
 
+def test_timeout_raises_even_when_the_batch_is_already_running() -> None:
+    block = threading.Event()
+    run = Recorder(block)
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=1, num_batch_threads=1))
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="still running"):
+            scheduler.submit(KEY, requests(1)[0], run, timeout=0.2)
+        assert time.monotonic() - start < 5 and run.sizes == [1]
+    finally:
+        block.set()
+        scheduler.close()
+
+
 def test_close_drains_queued_requests_then_refuses_new_ones() -> None:
     run = Recorder()
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=64, batch_timeout_micros=30_000_000, num_batch_threads=2))

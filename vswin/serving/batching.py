@@ -194,7 +194,8 @@ class BatchScheduler:
         if not task.done.wait(timeout):
             if self._cancel(key, task):
                 raise TimeoutError(f"request not run within {timeout} s (waiting in the batch queue)")
-            task.done.wait()  # already running: its result is moments away
+            if not task.done.is_set():  # its batch is running; the result is dropped when it comes
+                raise TimeoutError(f"request not done within {timeout} s (its batch is still running)")
         if task.error is not None:
             raise task.error
         assert task.outputs is not None
@@ -253,6 +254,7 @@ class BatchScheduler:
                     batch.rows -= task.rows
                     if not batch.tasks:
                         self._queues[key].remove(batch)
+                        self._forget_if_empty(key)
                     self._report_depth(key)
                     return True
             return False
@@ -275,6 +277,7 @@ class BatchScheduler:
                         wake = head.deadline
                 if ready is not None:
                     self._queues[ready[0]].popleft()
+                    self._forget_if_empty(ready[0])
                     self._report_depth(ready[0])
                     return ready
                 if self._closing:
@@ -310,11 +313,17 @@ class BatchScheduler:
         except Exception as err:  # noqa: BLE001 -- the caller of each request decides what the error means
             for task in tasks:
                 task.error = err
-        if self.metrics is not None:
-            model, signature = _labels(key)
-            self.metrics.observe_batch(model, signature, batch.rows, padded)
-        for task in tasks:
-            task.done.set()
+        try:
+            if self.metrics is not None:
+                self.metrics.observe_batch(*_labels(key), batch.rows, padded)
+        finally:  # never leave a caller waiting
+            for task in tasks:
+                task.done.set()
+
+    def _forget_if_empty(self, key: Hashable) -> None:
+        """Drop an empty queue so that keys seen once (e.g. output filters) do not accumulate."""
+        if not self._queues.get(key, True):
+            del self._queues[key]
 
     def _report_depth(self, key: Hashable) -> None:
         if self.metrics is not None:

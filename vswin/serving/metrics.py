@@ -121,7 +121,10 @@ class ServerMetrics:
         """Serve `render()` at `path` on host:port in a background thread; every other path is 404."""
         if self._http is not None:
             raise RuntimeError("the metrics HTTP endpoint is already running")
-        self._http = ThreadingHTTPServer((host, port), _handler(self, path))
+        try:
+            self._http = ThreadingHTTPServer((host, port), _handler(self, path))
+        except OSError as err:
+            raise OSError(err.errno, f"cannot serve metrics on {host}:{port}: {err.strerror}") from err
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="metrics-http", daemon=True)
         self._http_thread.start()
