@@ -163,7 +163,6 @@ class BatchScheduler:
         self._cond = threading.Condition()
         self._queues: dict[Hashable, deque[_Batch]] = {}
         self._closing = False
-        self._drain = True
         self._workers = [
             threading.Thread(target=self._work, name=f"batch-worker-{i}", daemon=True)
             for i in range(options.num_batch_threads)
@@ -211,7 +210,6 @@ class BatchScheduler:
         """Stop accepting requests; run what is queued (drain) or fail it, then stop the workers."""
         with self._cond:
             self._closing = True
-            self._drain = drain
             if not drain:
                 for key, queue in self._queues.items():
                     for batch in queue:
