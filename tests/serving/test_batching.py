@@ -89,6 +89,9 @@ def test_requests_are_padded_to_the_next_allowed_size_and_the_padding_is_not_ret
             assert plug.started.wait(5)  # the only worker is busy: the requests below gather in one batch
             futures = [pool.submit(scheduler.submit, KEY, x, run, 10) for x in inputs]
             wait_for_depth(scheduler, 4)
+            labels = {"model_name": "micro", "signature": "serving_default"}
+            depth = metrics.registry.get_sample_value(":tensorflow:serving:batching_session:queue_depth", labels)
+            assert depth == 4
             plug.block.set()
             plugged.result(10)
             outputs = [f.result(10) for f in futures]
@@ -100,11 +103,36 @@ def test_requests_are_padded_to_the_next_allowed_size_and_the_padding_is_not_ret
         assert out["features"].shape == (len(x["frames"]), 4)
         np.testing.assert_allclose(out["features"], x["frames"] @ WEIGHTS, atol=1e-5)
     sample = metrics.registry.get_sample_value
-    labels = {"model_name": "micro", "signature": "serving_default"}
     assert sample(":tensorflow:serving:batching_session:input_batch_size_sum", labels) == 5
     assert sample(":tensorflow:serving:batching_session:processed_batch_size_sum", labels) == 8
     assert sample(":tensorflow:serving:batching_session:padding_size_sum", labels) == 3
     assert sample(":tensorflow:serving:batching_session:queue_depth", labels) == 0
+
+
+def test_requests_with_different_input_shapes_run_in_separate_batches() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(inputs["frames"].shape)
+        return {"sum": inputs["frames"].reshape(len(inputs["frames"]), -1).sum(axis=1)}
+
+    plug = Recorder(threading.Event())
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, num_batch_threads=1))
+    shapes = [(1, 6), (2, 6), (1, 3)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            plugged = pool.submit(scheduler.submit, ("plug", 1, "serving_default", ()), requests(1)[0], plug, 10)
+            assert plug.started.wait(5)
+            futures = [pool.submit(scheduler.submit, KEY, {"frames": np.ones(shape)}, run, 10) for shape in shapes]
+            wait_for_depth(scheduler, 3)
+            plug.block.set()
+            plugged.result(10)
+            results = [f.result(10)["sum"] for f in futures]
+    finally:
+        plug.block.set()
+        scheduler.close()
+    assert sorted(calls) == [(1, 3), (3, 6)]
+    assert [r.tolist() for r in results] == [[6.0], [6.0, 6.0], [3.0]]
 
 
 def test_a_partial_batch_closes_after_batch_timeout_micros() -> None:
