@@ -112,10 +112,14 @@ class ModelManager:
             for name in removed:
                 self._retire_model(name)
             for name in entries:
-                self._reconcile(name)
+                self._reconcile(name, unload=False)
             self._config = ModelServerConfig()
             self._config.CopyFrom(config)
-            self._set_labels(entries)
+            try:
+                self._set_labels(entries)
+            finally:  # unload only after labels moved, so no request resolves a label to a version going away
+                for name in entries:
+                    self._reconcile(name)
 
     def poll(self) -> None:
         """Rescan every model's base path and load/unload versions accordingly."""
@@ -191,7 +195,7 @@ class ModelManager:
 
     # -- load / unload ----------------------------------------------------------------------------------
 
-    def _reconcile(self, name: str) -> None:
+    def _reconcile(self, name: str, unload: bool = True) -> None:
         with self._lock:
             model = self._models[name]
             config = model.config
@@ -206,6 +210,8 @@ class ModelManager:
             state = model.versions.get(version)
             if state is None or (state.state == END and state.error is None):
                 self._load(name, model, version, on_disk[version])
+        if not unload:
+            return
         with self._lock:
             keep_old = aspired and not any(
                 model.versions[v].state == AVAILABLE for v in aspired if v in model.versions
