@@ -18,7 +18,7 @@ from vswin.serving.manager import ModelManager
 from vswin.serving.model_config import ModelServerConfig, config_text, read_model_config
 from vswin.serving.model_service import ModelService
 from vswin.serving.prediction_service import PredictionService
-from vswin.serving.xla import set_xla_compilation
+from vswin.serving.xla import set_xla_compilation, xla_compilation_enabled
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,16 @@ class ModelServer:
         self.port = 0
         self._grpc: grpc.Server | None = None
         self._stopping = threading.Event()
+        self._xla_before: bool | None = None
         self._threads: list[threading.Thread] = []
         self._config_text = ""
 
     def start(self) -> int:
         """Load the models, then serve; returns the bound gRPC port."""
         options = self.options
-        # TF Serving's main.cc: XLA JIT only when one of the two experimental flags is set.
+        # TF Serving's main.cc: XLA JIT only when one of the two experimental flags is set. The switch is
+        # process-wide; stop() puts back what it found, for servers embedded in a process (tests, demo).
+        self._xla_before = xla_compilation_enabled()
         set_xla_compilation(options.xla_cpu_compilation_enabled or options.xla_gpu_compilation_enabled)
         self._start_metrics()
         self._start_batching()
@@ -123,6 +126,8 @@ class ModelServer:
         if self.scheduler is not None:
             self.scheduler.close(drain=True)
         self.manager.close()
+        if self._xla_before is not None:
+            set_xla_compilation(self._xla_before)
         if self.metrics is not None and self.options.rest_api_port:
             self.metrics.stop_http()
         log.info("server stopped")
