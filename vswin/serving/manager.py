@@ -262,8 +262,8 @@ class ModelManager:
     def _set_state(self, name: str, state: VersionState, value: str) -> None:
         with self._lock:
             state.state = value
-        if self._on_state is not None:
-            self._on_state(name, state.version, value)
+        if self._on_state is not None:  # a failed load is END in GetModelStatus, ERROR in metrics
+            self._on_state(name, state.version, "ERROR" if value == END and state.error else value)
 
     def _set_labels(self, entries: dict[str, ModelConfig]) -> None:
         with self._lock:
