@@ -47,12 +47,17 @@ def test_options_carry_every_flag(tmp_path):
     config.write_text('model_config_list { config { name: "a" base_path: "/m/a" model_platform: "tensorflow" } }')
     args = parse(f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=5", "--port=9000",
                  "--enable_grpc_healthcheck_service", "--xla_gpu_compilation_enabled=true",
-                 "--enable_serialization_as_tensor_content", "--allow_version_labels_for_unavailable_models")  # fmt: skip
+                 "--enable_serialization_as_tensor_content", "--allow_version_labels_for_unavailable_models",
+                 "--enable_batching", "--batching_parameters_file=b.txt", "--monitoring_config_file=m.config",
+                 "--rest_api_port=8501", "--file_system_poll_wait_seconds=0", "--enable_model_warmup=false")  # fmt: skip
     options = options_from_args(args)
     assert [c.name for c in options.model_config.model_config_list.config] == ["a"]
     assert options.port == 9000 and options.model_config_file_poll_wait_seconds == 5
     assert options.enable_grpc_healthcheck_service and options.xla_gpu_compilation_enabled
     assert options.enable_serialization_as_tensor_content and options.allow_version_labels_for_unavailable_models
+    assert options.enable_batching and options.batching_parameters_file == "b.txt"
+    assert (options.monitoring_config_file, options.rest_api_port) == ("m.config", 8501)
+    assert options.file_system_poll_wait_seconds == 0 and options.enable_model_warmup is False
 
 
 def test_single_model_flags_make_tf_servings_one_model_config():
