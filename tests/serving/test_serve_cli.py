@@ -108,12 +108,10 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.3)
             predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            future = predict.Predict.future(
-                predict_request("tiny", {"frames": savedmodels.clips(4)}, "features_graph"), timeout=60
-            )
-            time.sleep(0.2)  # let the request reach the server before the signal
-            process.send_signal(signal.SIGTERM)
-            features = tf.make_ndarray(future.result().outputs["features"])
+            response = predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(4)}, "features_graph"),
+                                       timeout=60)  # fmt: skip
+            features = tf.make_ndarray(response.outputs["features"])
+        process.send_signal(signal.SIGTERM)  # draining a request in flight: test_stop_lets_requests_in_flight_finish
         assert features.shape == (4, savedmodels.FEATURES) and np.isfinite(features).all()
         assert process.wait(timeout=60) == 0
     finally:
@@ -130,7 +128,7 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
 def test_stop_lets_requests_in_flight_finish_and_refuses_new_ones(start_server, stubs, model_base, monkeypatch):
     import threading
 
-    from tests.serving.requests import config_for
+    from tests.serving.requests import config_for, wait_for
     from vswin.serving.servable import Servable
 
     server = start_server(config_for(model_base))
@@ -149,6 +147,7 @@ def test_stop_lets_requests_in_flight_finish_and_refuses_new_ones(start_server, 
     assert entered.wait(30)
     stopping = threading.Thread(target=server.stop, kwargs={"grace": 30})
     stopping.start()
+    wait_for(server._stopping.is_set, what="stop to begin")
     time.sleep(0.3)
     with pytest.raises(grpc.RpcError) as caught:
         predict.Predict(request, timeout=10)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving import savedmodels
-from tests.serving.requests import Aborted, FakeContext, config_for, predict_request
+from tests.serving.requests import Aborted, FakeContext, config_for, predict_request, wait_for
 from vswin.serving.servable import Servable
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,9 @@ def test_full_batch_queue_answers_unavailable_and_the_server_goes_on(
     monkeypatch.setattr(Servable, "run", held_run)
     request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph")
     calls = [predict.Predict.future(request, timeout=60) for _ in range(6)]
-    time.sleep(1.0)  # one request runs, one batch waits in the queue, the rest are turned away at once
+    # one request runs, one batch waits in the queue, the rest are turned away at once
+    wait_for(lambda: any(call.done() for call in calls), what="a request to be turned away")
+    time.sleep(0.5)
     rejected = [call for call in calls if call.done()]
     release.set()
     assert rejected and {call.code() for call in rejected} == {grpc.StatusCode.UNAVAILABLE}
