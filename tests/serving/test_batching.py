@@ -51,6 +51,13 @@ def submit_all(scheduler: BatchScheduler, inputs: list[dict[str, np.ndarray]], r
         return [f.result() for f in futures]
 
 
+def wait_for_depth(scheduler: BatchScheduler, depth: int) -> None:
+    deadline = time.monotonic() + 5
+    while scheduler.queue_depth() < depth and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert scheduler.queue_depth() == depth
+
+
 def test_concurrent_requests_merge_into_one_call_with_results_equal_to_running_alone() -> None:
     run = Recorder()
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=2_000_000, num_batch_threads=1))
@@ -69,26 +76,63 @@ def test_concurrent_requests_merge_into_one_call_with_results_equal_to_running_a
 
 def test_requests_are_padded_to_the_next_allowed_size_and_the_padding_is_not_returned() -> None:
     run = Recorder()
+    plug = Recorder(threading.Event())
     metrics = ServerMetrics()
     options = BatchingOptions(
-        max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1, allowed_batch_sizes=(2, 4, 8)
+        max_batch_size=8, batch_timeout_micros=0, num_batch_threads=1, allowed_batch_sizes=(2, 4, 8)
     )
     scheduler = BatchScheduler(options, metrics)
     inputs = requests(3, rows=1) + requests(1, rows=2)  # 5 rows -> padded to 8
     try:
-        outputs = submit_all(scheduler, inputs, run)
+        with ThreadPoolExecutor(5) as pool:
+            plugged = pool.submit(scheduler.submit, ("plug", 1, "serving_default", ()), requests(1)[0], plug, 10)
+            assert plug.started.wait(5)  # the only worker is busy: the requests below gather in one batch
+            futures = [pool.submit(scheduler.submit, KEY, x, run, 10) for x in inputs]
+            wait_for_depth(scheduler, 4)
+            labels = {"model_name": "micro", "signature": "serving_default"}
+            depth = metrics.registry.get_sample_value(":tensorflow:serving:batching_session:queue_depth", labels)
+            assert depth == 4
+            plug.block.set()
+            plugged.result(10)
+            outputs = [f.result(10) for f in futures]
     finally:
+        plug.block.set()
         scheduler.close()
     assert run.sizes == [8]
     for x, out in zip(inputs, outputs):
         assert out["features"].shape == (len(x["frames"]), 4)
         np.testing.assert_allclose(out["features"], x["frames"] @ WEIGHTS, atol=1e-5)
     sample = metrics.registry.get_sample_value
-    labels = {"model_name": "micro", "signature": "serving_default"}
     assert sample(":tensorflow:serving:batching_session:input_batch_size_sum", labels) == 5
     assert sample(":tensorflow:serving:batching_session:processed_batch_size_sum", labels) == 8
     assert sample(":tensorflow:serving:batching_session:padding_size_sum", labels) == 3
     assert sample(":tensorflow:serving:batching_session:queue_depth", labels) == 0
+
+
+def test_requests_with_different_input_shapes_run_in_separate_batches() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(inputs["frames"].shape)
+        return {"sum": inputs["frames"].reshape(len(inputs["frames"]), -1).sum(axis=1)}
+
+    plug = Recorder(threading.Event())
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, num_batch_threads=1))
+    shapes = [(1, 6), (2, 6), (1, 3)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            plugged = pool.submit(scheduler.submit, ("plug", 1, "serving_default", ()), requests(1)[0], plug, 10)
+            assert plug.started.wait(5)
+            futures = [pool.submit(scheduler.submit, KEY, {"frames": np.ones(shape)}, run, 10) for shape in shapes]
+            wait_for_depth(scheduler, 3)
+            plug.block.set()
+            plugged.result(10)
+            results = [f.result(10)["sum"] for f in futures]
+    finally:
+        plug.block.set()
+        scheduler.close()
+    assert sorted(calls) == [(1, 3), (3, 6)]
+    assert [r.tolist() for r in results] == [[6.0], [6.0, 6.0], [3.0]]
 
 
 def test_a_partial_batch_closes_after_batch_timeout_micros() -> None:
@@ -135,10 +179,8 @@ def test_queue_full_is_raised_while_the_worker_is_blocked() -> None:
         running = pool.submit(scheduler.submit, KEY, requests(1, rows=2)[0], run, 10)
         assert run.started.wait(5)  # the only worker is now stuck in run
         queued = pool.submit(scheduler.submit, KEY, requests(1, rows=2)[0], run, 10)
-        deadline = time.monotonic() + 5
-        while scheduler.queue_depth(KEY) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert scheduler.queue_depth(KEY) == 1 and scheduler.queue_depth() == 1
+        wait_for_depth(scheduler, 1)
+        assert scheduler.queue_depth(KEY) == 1 and scheduler.queue_depth(("other", 1, "serving_default", ())) == 0
         with pytest.raises(QueueFullError, match="full"):
             scheduler.submit(KEY, requests(1)[0], run, 10)
         other_key = pool.submit(scheduler.submit, ("other", 1, "serving_default", ()), requests(1)[0], run, 10)
@@ -201,14 +243,26 @@ def test_timeout_raises_and_withdraws_the_waiting_request() -> None:
         scheduler.close()
 
 
+def test_timeout_raises_even_when_the_batch_is_already_running() -> None:
+    block = threading.Event()
+    run = Recorder(block)
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=1, num_batch_threads=1))
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="still running"):
+            scheduler.submit(KEY, requests(1)[0], run, timeout=0.2)
+        assert time.monotonic() - start < 5 and run.sizes == [1]
+    finally:
+        block.set()
+        scheduler.close()
+
+
 def test_close_drains_queued_requests_then_refuses_new_ones() -> None:
     run = Recorder()
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=64, batch_timeout_micros=30_000_000, num_batch_threads=2))
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(scheduler.submit, KEY, x, run, 20) for x in requests(3)]
-        deadline = time.monotonic() + 5
-        while scheduler.queue_depth() < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_depth(scheduler, 3)
         start = time.monotonic()
         scheduler.close()  # would otherwise wait 30 s for the batch to fill
         assert time.monotonic() - start < 5
@@ -223,9 +277,7 @@ def test_close_without_drain_fails_the_queued_requests() -> None:
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=64, batch_timeout_micros=30_000_000, num_batch_threads=1))
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(scheduler.submit, KEY, requests(1)[0], run, 20)
-        deadline = time.monotonic() + 5
-        while scheduler.queue_depth() < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_depth(scheduler, 1)
         scheduler.close(drain=False)
         with pytest.raises(RuntimeError, match="closed before this request ran"):
             future.result(5)

@@ -107,6 +107,17 @@ def test_http_endpoint_can_restart_on_the_same_port_after_stop(free_port: int) -
     assert metrics.http_port is None
 
 
+def test_http_endpoint_on_a_busy_port_is_an_error_naming_it(free_port: int) -> None:
+    first, second = ServerMetrics(), ServerMetrics()
+    first.start_http(free_port, DEFAULT_PATH, host="127.0.0.1")
+    try:
+        with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{free_port}"):
+            second.start_http(free_port, DEFAULT_PATH, host="127.0.0.1")
+        assert second.http_port is None
+    finally:
+        first.stop_http()
+
+
 def test_monitoring_config_parses_enable_and_path(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.config"
     path.write_text('prometheus_config {\n  enable: true,\n  path: "/monitoring/custom"\n}\n')

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import text_format
+
+from vswin.serving.config_protos import BatchingParameters
 
 if TYPE_CHECKING:
     from vswin.serving.metrics import ServerMetrics
@@ -75,42 +77,6 @@ class BatchingOptions:
         return next((s for s in self.allowed_batch_sizes if s >= size), size)
 
 
-def _batching_parameters_class() -> type:
-    """tensorflow.serving.BatchingParameters (session_bundle_config.proto), absent from the pip package.
-
-    Built in a private descriptor pool with the upstream field names and types, so the same
-    batching_parameters.txt parses here exactly as it does in tensorflow_model_server.
-    """
-    pool = descriptor_pool.DescriptorPool()
-    wrappers = descriptor_pb2.FileDescriptorProto()
-    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
-    pool.Add(wrappers)
-    f = descriptor_pb2.FieldDescriptorProto
-    fields = [  # (name, number, type, label, type_name)
-        ("max_batch_size", 1, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("batch_timeout_micros", 2, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("num_batch_threads", 3, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("max_enqueued_batches", 4, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-        ("allowed_batch_sizes", 6, f.TYPE_INT64, f.LABEL_REPEATED, None),
-        ("pad_variable_length_inputs", 7, f.TYPE_BOOL, f.LABEL_OPTIONAL, None),
-        ("thread_pool_name", 8, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.StringValue"),
-        ("enable_large_batch_splitting", 9, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.BoolValue"),
-        ("max_execution_batch_size", 10, f.TYPE_MESSAGE, f.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
-    ]
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="vswin/serving/batching_parameters.proto", package="tensorflow.serving", syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )  # fmt: skip
-    message = proto.message_type.add(name="BatchingParameters")
-    for name, number, type_, label, type_name in fields:
-        message.field.add(name=name, number=number, type=type_, label=label, type_name=type_name)
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
-
-
-BatchingParameters = _batching_parameters_class()
-
-
 def read_batching_parameters(path: str | Path) -> BatchingOptions:
     """Parse TF Serving's batching_parameters.txt (BatchingParameters text proto) into BatchingOptions."""
     path = Path(path)
@@ -122,7 +88,8 @@ def read_batching_parameters(path: str | Path) -> BatchingOptions:
     try:
         text_format.Parse(text, params)
     except text_format.ParseError as err:
-        raise ValueError(f"batching parameters file {path} is not a valid BatchingParameters text proto: {err}") from err
+        message = f"batching parameters file {path} is not a valid BatchingParameters text proto: {err}"
+        raise ValueError(message) from err
     if params.pad_variable_length_inputs:
         raise ValueError(
             f"{path}: pad_variable_length_inputs is not supported by vswin serve; every input of a "
@@ -196,7 +163,6 @@ class BatchScheduler:
         self._cond = threading.Condition()
         self._queues: dict[Hashable, deque[_Batch]] = {}
         self._closing = False
-        self._drain = True
         self._workers = [
             threading.Thread(target=self._work, name=f"batch-worker-{i}", daemon=True)
             for i in range(options.num_batch_threads)
@@ -227,7 +193,8 @@ class BatchScheduler:
         if not task.done.wait(timeout):
             if self._cancel(key, task):
                 raise TimeoutError(f"request not run within {timeout} s (waiting in the batch queue)")
-            task.done.wait()  # already running: its result is moments away
+            if not task.done.is_set():  # its batch is running; the result is dropped when it comes
+                raise TimeoutError(f"request not done within {timeout} s (its batch is still running)")
         if task.error is not None:
             raise task.error
         assert task.outputs is not None
@@ -243,7 +210,6 @@ class BatchScheduler:
         """Stop accepting requests; run what is queued (drain) or fail it, then stop the workers."""
         with self._cond:
             self._closing = True
-            self._drain = drain
             if not drain:
                 for key, queue in self._queues.items():
                     for batch in queue:
@@ -286,6 +252,7 @@ class BatchScheduler:
                     batch.rows -= task.rows
                     if not batch.tasks:
                         self._queues[key].remove(batch)
+                        self._forget_if_empty(key)
                     self._report_depth(key)
                     return True
             return False
@@ -308,6 +275,7 @@ class BatchScheduler:
                         wake = head.deadline
                 if ready is not None:
                     self._queues[ready[0]].popleft()
+                    self._forget_if_empty(ready[0])
                     self._report_depth(ready[0])
                     return ready
                 if self._closing:
@@ -343,11 +311,17 @@ class BatchScheduler:
         except Exception as err:  # noqa: BLE001 -- the caller of each request decides what the error means
             for task in tasks:
                 task.error = err
-        if self.metrics is not None:
-            model, signature = _labels(key)
-            self.metrics.observe_batch(model, signature, batch.rows, padded)
-        for task in tasks:
-            task.done.set()
+        try:
+            if self.metrics is not None:
+                self.metrics.observe_batch(*_labels(key), batch.rows, padded)
+        finally:  # never leave a caller waiting
+            for task in tasks:
+                task.done.set()
+
+    def _forget_if_empty(self, key: Hashable) -> None:
+        """Drop an empty queue so that keys seen once (e.g. output filters) do not accumulate."""
+        if not self._queues.get(key, True):
+            del self._queues[key]
 
     def _report_depth(self, key: Hashable) -> None:
         if self.metrics is not None:

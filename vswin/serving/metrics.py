@@ -13,40 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import text_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from vswin.serving.config_protos import MonitoringConfig
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"  # TF Serving's PrometheusConfig default
 VERSION_STATES = ("START", "LOADING", "AVAILABLE", "UNLOADING", "END", "ERROR")  # ModelVersionStatus.State, + ERROR
 # TF Serving reports latency in microseconds; buckets from 1 ms to 30 s.
 LATENCY_BUCKETS_US = (1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 3e7)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def _monitoring_config_class() -> type:
-    """tensorflow.serving.MonitoringConfig (config/monitoring_config.proto), absent from the pip package.
-
-    Built in a private descriptor pool with the upstream field names, so a monitoring.config that
-    tensorflow_model_server accepts parses here the same way.
-    """
-    f = descriptor_pb2.FieldDescriptorProto
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="vswin/serving/monitoring_config.proto", package="tensorflow.serving", syntax="proto3"
-    )
-    prometheus = proto.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL)
-    prometheus.field.add(name="path", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
-    monitoring = proto.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(
-        name="prometheus_config", number=1, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL,
-        type_name=".tensorflow.serving.PrometheusConfig",
-    )  # fmt: skip
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
-
-
-MonitoringConfig = _monitoring_config_class()
 
 
 def read_monitoring_config(path: str | Path) -> tuple[bool, str]:
@@ -64,7 +40,9 @@ def read_monitoring_config(path: str | Path) -> tuple[bool, str]:
     prometheus = config.prometheus_config
     metrics_path = prometheus.path or DEFAULT_PATH
     if not metrics_path.startswith("/"):
-        raise ValueError(f"monitoring config file {path}: prometheus_config.path must start with '/', got {metrics_path!r}")
+        raise ValueError(
+            f"monitoring config file {path}: prometheus_config.path must start with '/', got {metrics_path!r}"
+        )
     return prometheus.enable, metrics_path
 
 
@@ -143,7 +121,10 @@ class ServerMetrics:
         """Serve `render()` at `path` on host:port in a background thread; every other path is 404."""
         if self._http is not None:
             raise RuntimeError("the metrics HTTP endpoint is already running")
-        self._http = ThreadingHTTPServer((host, port), _handler(self, path))
+        try:
+            self._http = ThreadingHTTPServer((host, port), _handler(self, path))
+        except OSError as err:
+            raise OSError(err.errno, f"cannot serve metrics on {host}:{port}: {err.strerror}") from err
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="metrics-http", daemon=True)
         self._http_thread.start()
