@@ -10,7 +10,7 @@ from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2
 
 from tests.serving import savedmodels
-from tests.serving.requests import metadata_request, predict_request
+from tests.serving.requests import Aborted, FakeContext, metadata_request, predict_request
 from vswin.serving.model_config import single_model_config
 
 pytestmark = pytest.mark.slow
@@ -199,23 +199,6 @@ def test_jit_signature_without_xla_flags_fails_like_tf_serving(start_server, stu
     assert len(ok.outputs["features"].float_val) == 5 * savedmodels.FEATURES
 
 
-class _Aborted(Exception):
-    pass
-
-
-class _Context:
-    """The two ServicerContext methods Predict uses, for calling the service without a network."""
-
-    def __init__(self, remaining: float | None) -> None:
-        self.remaining = remaining
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
-
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
-        raise _Aborted(code, details)
-
-
 def test_request_whose_deadline_has_passed_is_deadline_exceeded_without_running(server, monkeypatch):
     from vswin.serving.prediction_service import PredictionService
     from vswin.serving.servable import Servable
@@ -225,11 +208,11 @@ def test_request_whose_deadline_has_passed_is_deadline_exceeded_without_running(
     monkeypatch.setattr(Servable, "run", lambda self, *a, **k: runs.append(a[0]) or original(self, *a, **k))
     service = PredictionService(server.manager)
     request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph")
-    with pytest.raises(_Aborted) as caught:
-        service.Predict(request, _Context(remaining=0.0))
+    with pytest.raises(Aborted) as caught:
+        service.Predict(request, FakeContext(remaining=0.0))
     assert caught.value.args[0] == grpc.StatusCode.DEADLINE_EXCEEDED
     assert runs == []
-    assert len(service.Predict(request, _Context(remaining=30.0)).outputs["features"].float_val) == 192
+    assert len(service.Predict(request, FakeContext(remaining=30.0)).outputs["features"].float_val) == 192
     assert runs == ["features_graph"]
 
 

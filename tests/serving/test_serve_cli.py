@@ -47,12 +47,17 @@ def test_options_carry_every_flag(tmp_path):
     config.write_text('model_config_list { config { name: "a" base_path: "/m/a" model_platform: "tensorflow" } }')
     args = parse(f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=5", "--port=9000",
                  "--enable_grpc_healthcheck_service", "--xla_gpu_compilation_enabled=true",
-                 "--enable_serialization_as_tensor_content", "--allow_version_labels_for_unavailable_models")  # fmt: skip
+                 "--enable_serialization_as_tensor_content", "--allow_version_labels_for_unavailable_models",
+                 "--enable_batching", "--batching_parameters_file=b.txt", "--monitoring_config_file=m.config",
+                 "--rest_api_port=8501", "--file_system_poll_wait_seconds=0", "--enable_model_warmup=false")  # fmt: skip
     options = options_from_args(args)
     assert [c.name for c in options.model_config.model_config_list.config] == ["a"]
     assert options.port == 9000 and options.model_config_file_poll_wait_seconds == 5
     assert options.enable_grpc_healthcheck_service and options.xla_gpu_compilation_enabled
     assert options.enable_serialization_as_tensor_content and options.allow_version_labels_for_unavailable_models
+    assert options.enable_batching and options.batching_parameters_file == "b.txt"
+    assert (options.monitoring_config_file, options.rest_api_port) == ("m.config", 8501)
+    assert options.file_system_poll_wait_seconds == 0 and options.enable_model_warmup is False
 
 
 def test_single_model_flags_make_tf_servings_one_model_config():
@@ -103,12 +108,10 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.3)
             predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            future = predict.Predict.future(
-                predict_request("tiny", {"frames": savedmodels.clips(4)}, "features_graph"), timeout=60
-            )
-            time.sleep(0.2)  # let the request reach the server before the signal
-            process.send_signal(signal.SIGTERM)
-            features = tf.make_ndarray(future.result().outputs["features"])
+            response = predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(4)}, "features_graph"),
+                                       timeout=60)  # fmt: skip
+            features = tf.make_ndarray(response.outputs["features"])
+        process.send_signal(signal.SIGTERM)  # draining a request in flight: test_stop_lets_requests_in_flight_finish
         assert features.shape == (4, savedmodels.FEATURES) and np.isfinite(features).all()
         assert process.wait(timeout=60) == 0
     finally:
@@ -125,7 +128,7 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
 def test_stop_lets_requests_in_flight_finish_and_refuses_new_ones(start_server, stubs, model_base, monkeypatch):
     import threading
 
-    from tests.serving.requests import config_for
+    from tests.serving.requests import config_for, wait_for
     from vswin.serving.servable import Servable
 
     server = start_server(config_for(model_base))
@@ -144,6 +147,7 @@ def test_stop_lets_requests_in_flight_finish_and_refuses_new_ones(start_server, 
     assert entered.wait(30)
     stopping = threading.Thread(target=server.stop, kwargs={"grace": 30})
     stopping.start()
+    wait_for(server._stopping.is_set, what="stop to begin")
     time.sleep(0.3)
     with pytest.raises(grpc.RpcError) as caught:
         predict.Predict(request, timeout=10)

@@ -207,3 +207,15 @@ def test_config_file_changes_are_polled_and_a_bad_file_keeps_the_old_config(star
     wait_for(lambda: states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE", 3: "END"},
              what="the polled config to switch to version 1")  # fmt: skip
     assert served_version(predict) == 1
+
+
+def test_label_on_a_version_the_new_policy_drops_is_rejected(start_server, stubs, three_versions):
+    server = start_server(config_for(three_versions, "specific { versions: 1 versions: 2 }", {"stable": 1}))
+    predict, models = stubs(server)
+    with pytest.raises(grpc.RpcError) as caught:
+        models.HandleReloadConfigRequest(
+            reload_request(config_for(three_versions, "specific { versions: 1 }", {"stable": 2})), timeout=60
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert served_version(predict, label="stable") == 1
+    assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE", 2: "END"}

@@ -111,21 +111,20 @@ class ModelManager:
                     model.config = entry
             for name in removed:
                 self._retire_model(name)
-            for name in entries:
-                self._reconcile(name, unload=False)
+            aspired = {name: self._load_aspired(name) for name in entries}
             self._config = ModelServerConfig()
             self._config.CopyFrom(config)
             try:
-                self._set_labels(entries)
-            finally:  # unload only after labels moved, so no request resolves a label to a version going away
-                for name in entries:
-                    self._reconcile(name)
+                self._set_labels(entries, aspired)  # before any unload, so a label never points at a departing version
+            finally:
+                for name, versions in aspired.items():
+                    self._unload_unaspired(name, versions)
 
     def poll(self) -> None:
         """Rescan every model's base path and load/unload versions accordingly."""
         with self._reconcile_lock:
             for name in list(self._models):
-                self._reconcile(name)
+                self._unload_unaspired(name, self._load_aspired(name))
 
     @contextmanager
     def servable(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
@@ -195,7 +194,8 @@ class ModelManager:
 
     # -- load / unload ----------------------------------------------------------------------------------
 
-    def _reconcile(self, name: str, unload: bool = True) -> None:
+    def _load_aspired(self, name: str) -> set[int]:
+        """Load the versions the model's policy asks for that are not loaded; returns that aspired set."""
         with self._lock:
             model = self._models[name]
             config = model.config
@@ -210,9 +210,12 @@ class ModelManager:
             state = model.versions.get(version)
             if state is None or (state.state == END and state.error is None):
                 self._load(name, model, version, on_disk[version])
-        if not unload:
-            return
+        return aspired
+
+    def _unload_unaspired(self, name: str, aspired: set[int]) -> None:
+        """Unload versions outside `aspired`, unless no aspired version is available (keep serving the old)."""
         with self._lock:
+            model = self._models[name]
             keep_old = aspired and not any(
                 model.versions[v].state == AVAILABLE for v in aspired if v in model.versions
             )
@@ -268,17 +271,17 @@ class ModelManager:
     def _set_state(self, name: str, state: VersionState, value: str) -> None:
         with self._lock:
             state.state = value
-        if self._on_state is not None:
-            self._on_state(name, state.version, value)
+        if self._on_state is not None:  # a failed load is END in GetModelStatus, ERROR in metrics
+            self._on_state(name, state.version, "ERROR" if value == END and state.error else value)
 
-    def _set_labels(self, entries: dict[str, ModelConfig]) -> None:
+    def _set_labels(self, entries: dict[str, ModelConfig], aspired: dict[str, set[int]]) -> None:
         with self._lock:
             updates: dict[str, dict[str, int]] = {}
             for name, entry in entries.items():
                 model = self._models[name]
                 for label, version in entry.version_labels.items():
                     state = model.versions.get(version)
-                    ready = state is not None and state.state == AVAILABLE
+                    ready = state is not None and state.state == AVAILABLE and version in aspired[name]
                     new_label = label not in model.labels
                     if not ready and not (self.allow_labels_for_unavailable and new_label):
                         raise failed_precondition(

@@ -94,10 +94,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             return self.scheduler.submit(key, inputs, run, timeout=timeout)
         except batching.QueueFullError as err:
             raise ServingError(grpc.StatusCode.UNAVAILABLE, str(err) or "The batch scheduling queue is full") from err
-        except batching.BatchTooLargeError as err:
-            raise invalid_argument(str(err)) from err
         except TimeoutError as err:
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue") from err
+        except ValueError as err:  # BatchTooLargeError, or inputs that cannot be batched (no batch dimension)
+            raise invalid_argument(str(err)) from err
 
     def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
