@@ -235,7 +235,8 @@ class Rollout:
 class ServerControl:
     """ModelService calls on a running TF Serving (or `vswin serve`): reload the config, ask a version's state."""
 
-    def __init__(self, target: str, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, timeout: float = 120.0) -> None:
+        """`timeout` bounds each call; a reload may block until the versions it adds have loaded."""
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc
 
@@ -269,7 +270,7 @@ class ServerControl:
         request.model_spec.name = name
         request.model_spec.version.value = version
         try:
-            response = self._stub.GetModelStatus(request, timeout=self.timeout)
+            response = self._stub.GetModelStatus(request, timeout=min(self.timeout, 10.0))
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 return None
