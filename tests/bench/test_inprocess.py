@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +32,7 @@ def toy_export(tmp_path_factory):
             return {"features": tf.reduce_mean(clips, axis=[1, 2, 3])}
 
     toy = Toy()
-    path = tmp_path_factory.mktemp("export") / "toy" / "1"
+    path = tmp_path_factory.mktemp("export") / "vswin_bench" / "1"  # the model name comparisons.py serves
     tf.saved_model.save(toy, str(path), signatures={"serving_default": toy.serve, "features_float": toy.serve_float})
     (path / "assets.extra").mkdir()
     (path / "assets.extra" / "vswin.json").write_text(json.dumps({"arch": "toy", "frames": CLIP[0]}))
@@ -65,3 +68,36 @@ def test_load_against_a_savedmodel_counts_add_up(toy_export):
 def test_unknown_signature_is_named(toy_export):
     with pytest.raises(ValueError, match="no signature 'features_graph'"):
         SavedModelTransport(toy_export, "features_graph")
+
+
+def test_comparison_script_records_payload_bytes_and_ratios(toy_export, subprocess_env, tmp_path):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "comparisons.py"
+    command = [
+        sys.executable, str(script), "--export-base", str(toy_export.parents[1]), "--in-process", "--only", "d",
+        "--rounds", "1", "--interval-s", "0.2", "--max-trials", "3", "--warmup-s", "0.1", "--batch-size", "2",
+        "--out", str(tmp_path), "--name", "cmp",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((tmp_path / "cmp.json").read_text())
+    (comparison,) = document["comparisons"]
+    summary = comparison["summary"]
+    assert comparison["key"] == "d" and summary["a"] == "uint8 frames" and summary["b"] == "float32 clips"
+    assert summary["ratios_b_over_a"]["request_bytes"] == 4.0
+    assert summary["arms"]["uint8 frames"]["errors"] == 0
+    assert document["model"]["export"]["arch"] == "toy" and document["servers"] == {}
+    assert (tmp_path / "cmp.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_load_against_the_real_export_of_the_fixture_model(micro_export):
+    """`vswin export` output: the feature signatures' specs are read right, and the default one takes load."""
+    version_dir = micro_export / "1"
+    for signature, dtype in (("features_graph", "uint8"), ("features_float", "float32")):
+        transport = SavedModelTransport(version_dir, signature)
+        assert (transport.input.dtype, transport.input.clip_shape) == (dtype, (16, 64, 64)), signature
+    transport = SavedModelTransport(version_dir)
+    assert transport.metadata()["export"]["clip"]["frames"] == 16  # the export's vswin.json is recorded
+    settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100)
+    result = closed_loop(transport, ClipPool(random_clips((16, 64, 64), 2)), 1, settings)
+    assert result.errors_total == 0 and result.ok_total == result.sent_total >= 1

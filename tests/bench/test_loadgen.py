@@ -98,3 +98,12 @@ def test_bad_settings_name_the_offending_value():
         LoadSettings(max_trials=2)
     with pytest.raises(ValueError, match="float16"):
         ClipPool(random_clips((2, 4, 4)), "float16")
+
+
+def test_warmup_waits_for_each_workers_first_answer(pool):
+    # the first call of each worker "compiles" for 0.4 s: it must not land in a measurement window
+    transport = FakeTransport(latency=lambda i: 0.4 if i < 2 else 0.005)
+    settings = LoadSettings(measurement_interval_s=0.2, warmup_s=0.0, max_trials=3, stability_pct=100)
+    result = closed_loop(transport, pool, 2, settings)
+    assert result.latency_ms.max < 100.0
+    assert result.sent_total == result.ok_total

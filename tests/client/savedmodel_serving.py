@@ -17,9 +17,9 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 
 class SavedModelServing(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, name: str, version: int, path: Path) -> None:
+    def __init__(self, name: str, version: int, path: Path, loaded: object) -> None:
         self.name, self.version = name, version
-        self.loaded = tf.saved_model.load(str(path))
+        self.loaded = loaded
         self.signature_defs = loader_impl.parse_saved_model(str(path)).meta_graphs[0].signature_def
 
     def GetModelMetadata(self, request, context):
@@ -49,9 +49,11 @@ class SavedModelServing(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def serve_saved_model(name: str, version: int, path: Path, port: int) -> grpc.Server:
+def serve_saved_model(name: str, version: int, path: Path, port: int, loaded: object | None = None) -> grpc.Server:
+    """Serve the SavedModel at `path` (or its already `loaded` object, sharing compiled functions with the caller)."""
+    loaded = loaded if loaded is not None else tf.saved_model.load(str(path))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(SavedModelServing(name, version, path), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(SavedModelServing(name, version, path, loaded), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     return server

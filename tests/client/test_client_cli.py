@@ -8,14 +8,15 @@ import sys
 
 import numpy as np
 
+# `python -m vswin.client` is `vswin extract` with only the client's parser; it reports whether TF got imported.
 RUN = (
-    "import sys; from vswin.cli import main; rc = main(sys.argv[1:]); "
+    "import sys; from vswin.client.__main__ import main; rc = main(sys.argv[1:]); "
     "print('tensorflow imported' if 'tensorflow' in sys.modules else 'no tensorflow', file=sys.stderr); sys.exit(rc)"
 )
 
 
 def _extract(env, *args):
-    return subprocess.run([sys.executable, "-c", RUN, "extract", *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
 
 
 def _predicts(server):
@@ -58,12 +59,14 @@ def test_extract_writes_outputs_summarises_failures_and_resumes(fake_server, rea
     assert _predicts(fake_server) > calls
 
 
-def test_extract_jsonl_to_stdout_with_version_and_sliding(fake_server, real_videos, subprocess_env):
-    result = _extract(
-        subprocess_env, real_videos["bigbuckbunny"], "--server", fake_server.target, "--model", "fake",
-        "--version", "1", "--sampling", "sliding", "--frame-interval", "4", "--stride", "32", "--crops", "1",
+def test_vswin_extract_jsonl_to_stdout_with_version_and_sliding(fake_server, real_videos, subprocess_env):
+    command = [
+        sys.executable, "-m", "vswin", "extract", str(real_videos["bigbuckbunny"]),
+        "--server", fake_server.target, "--model", "fake", "--version", "1",
+        "--sampling", "sliding", "--frame-interval", "4", "--stride", "32", "--crops", "1",
         "--format", "jsonl", "--concurrency", "2",
-    )
+    ]  # fmt: skip
+    result = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     record = json.loads(line)

@@ -55,13 +55,13 @@ def test_extract_many_overlaps_decode_with_requests_and_reports_failures(fake_se
     broken.write_bytes(b"not a video at all" * 100)
     videos = [real_videos["bikes"], real_videos["bigbuckbunny"], broken, real_videos["bikes"]]
     events: list[tuple[str, str, float]] = []
-    original = ExtractOptions.load
+    original = ExtractOptions.batches
 
-    def recording_load(self, video, info):
+    def recording_batches(self, video, info, group_clips):
         events.append(("decode", str(video), time.monotonic()))
-        return original(self, video, info)
+        return original(self, video, info, group_clips)
 
-    monkeypatch.setattr(ExtractOptions, "load", recording_load)
+    monkeypatch.setattr(ExtractOptions, "batches", recording_batches)
     fake_server.servicer.delay = 0.3
     with VideoSwinClient(fake_server.target, "fake") as client:
         results = list(client.extract_many(videos, clips=2, crops=1))
@@ -132,3 +132,18 @@ def test_async_unavailable_server_raises_server_unavailable(free_port):
     with pytest.raises(ServerUnavailable) as err:
         asyncio.run(run())
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_long_sliding_extract_goes_in_groups_of_max_batch_clips(fake_server, real_videos):
+    options = {"sampling": "sliding", "crops": 3, "frame_interval": 2, "stride": 8}
+    with VideoSwinClient(fake_server.target, "fake", max_batch=4) as client:
+        result = client.extract(real_videos["bikes"], **options)
+    # 250 frames, span 8, stride 8: windows at 0, 8, ..., 240 -> 31 clips, 93 views
+    loaded = load_clips(real_videos["bikes"], Sampling("sliding", 4, 2, stride=8), (32, 32), num_crops=3)
+    assert result.clip_features.shape == (31, 3, 8)
+    np.testing.assert_allclose(
+        result.clip_features, fake_features(loaded.clips.reshape(-1, 4, 32, 32, 3)).reshape(31, 3, 8), atol=1e-6
+    )
+    np.testing.assert_allclose(result.clip_starts, np.arange(0, 241, 8) / 25)
+    sizes = [r.inputs["frames"].tensor_shape.dim[0].size for r in fake_server.servicer.requests]
+    assert sum(sizes) == 93 and max(sizes) == 4

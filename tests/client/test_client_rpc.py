@@ -225,3 +225,26 @@ def test_round_robin_spreads_requests_over_replicas(fake_server):
         replica.stop()
     counts = [len(s.servicer.requests) for s in (fake_server, replica)]
     assert sum(counts) == 8 and min(counts) >= 2
+
+
+def test_wait_ready_blocks_until_a_late_server_starts(free_port):
+    import threading
+
+    server = FakeServer(free_port)
+    timer = threading.Timer(0.8, server.start)
+    timer.start()
+    try:
+        retry = RetryPolicy(max_attempts=1)
+        with VideoSwinClient(server.target, "fake", retry=retry) as client:
+            start = time.monotonic()
+            assert client.wait_ready(timeout=20, interval=0.1).clip_len == 4
+            assert time.monotonic() - start >= 0.5
+    finally:
+        timer.join()
+        server.stop()
+
+
+def test_wait_ready_gives_up_with_deadline_exceeded(free_port):
+    with VideoSwinClient(f"127.0.0.1:{free_port}", "fake", retry=RetryPolicy(max_attempts=1)) as client:
+        with pytest.raises(DeadlineExceeded, match="not ready after 1s"):
+            client.wait_ready(timeout=1.0, interval=0.2)

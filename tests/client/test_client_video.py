@@ -8,7 +8,7 @@ import pytest
 
 from vswin.client import VideoError
 from vswin.client.sampling import Sampling
-from vswin.client.video import crop_offsets, load_clips, probe, read_frames, resize_short_side
+from vswin.client.video import _FrameCache, crop_offsets, iter_clip_batches, load_clips, probe, resize_short_side
 
 
 def _write_video(path, values, size=(48, 40), fps=10.0):
@@ -42,11 +42,43 @@ def test_probe_reads_the_real_videos_headers(real_videos):
 def test_grab_retrieve_skipping_returns_the_same_frames_as_reading_everything(real_videos):
     reference = _all_frames_rgb(real_videos["bikes"])
     assert len(reference) == 250
-    wanted = np.array([249, 3, 0, 100, 3, 177])
-    frames = read_frames(real_videos["bikes"], wanted)
-    assert sorted(frames) == [0, 3, 100, 177, 249]
-    for index, frame in frames.items():
-        np.testing.assert_array_equal(frame, reference[index])
+    # span 200: avg_interval 51, offset int(25.5) = 25 -> frames 25, 65, 105, 145, 185; full 640x272 frames
+    clips = load_clips(real_videos["bikes"], Sampling("uniform", 5, 40, 1), crop=(272, 640), short_side=272)
+    assert clips.frame_indices.tolist() == [[25, 65, 105, 145, 185]]
+    for t, index in enumerate(clips.frame_indices[0]):
+        np.testing.assert_array_equal(clips.clips[0, 0, t], reference[index])
+
+
+def test_frames_passed_on_the_way_are_kept_for_later_groups(real_videos):
+    reference = _all_frames_rgb(real_videos["bikes"])
+    cache = _FrameCache(real_videos["bikes"], {7: 0, 2: 1, 5: 1}, short_side=272)
+    try:
+        np.testing.assert_array_equal(cache.get(7), reference[7])
+        assert sorted(cache.frames) == [2, 5, 7] and cache.position == 8
+        cache.release(0)
+        assert sorted(cache.frames) == [2, 5]
+        np.testing.assert_array_equal(cache.get(2), reference[2])
+        assert cache.position == 8
+    finally:
+        cache.close()
+
+
+def test_sliding_batches_equal_all_at_once_and_hold_few_frames(real_videos, monkeypatch):
+    sampling = Sampling("sliding", clip_len=8, frame_interval=2, stride=16)  # 15 windows over 250 frames
+    whole = load_clips(real_videos["bikes"], sampling, crop=(32, 32), num_crops=3)
+    held: list[int] = []
+    original = _FrameCache.release
+
+    def recording_release(self, group):
+        held.append(len(self.frames))
+        original(self, group)
+
+    monkeypatch.setattr(_FrameCache, "release", recording_release)
+    batches = list(iter_clip_batches(real_videos["bikes"], sampling, crop=(32, 32), num_crops=3, batch_clips=2))
+    assert [len(b.clips) for b in batches] == [2] * 7 + [1]
+    np.testing.assert_array_equal(np.concatenate([b.clips for b in batches]), whole.clips)
+    np.testing.assert_array_equal(np.concatenate([b.frame_indices for b in batches]), whole.frame_indices)
+    assert max(held) <= 16  # two windows of 8 frames, never the whole video
 
 
 def test_short_side_resize_keeps_ratio_with_mmcv_rounding():
@@ -131,3 +163,13 @@ def test_video_with_zero_frames_raises_video_error(tmp_path):
     path = _write_video(tmp_path / "zero.avi", [])
     with pytest.raises(VideoError, match=r"zero\.avi: no frames"):
         load_clips(path, Sampling(), (32, 32))
+
+
+def test_stream_ending_after_the_first_group_raises_video_error(tmp_path):
+    path = _write_video(tmp_path / "thirty.avi", [i * 8 for i in range(30)])
+    cut = tmp_path / "half.avi"
+    cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    groups = iter_clip_batches(cut, Sampling("sliding", 1, 1, stride=1), crop=(32, 32), batch_clips=1)
+    assert next(groups).frame_indices.tolist() == [[0]]
+    with pytest.raises(VideoError, match=r"half\.avi: stream ended at frame \d+ of 30"):
+        list(groups)

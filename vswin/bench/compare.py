@@ -8,6 +8,7 @@ the per-round ratios rather than a ratio of two far-apart numbers.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from vswin.bench.loadgen import LoadSettings, closed_loop
 from vswin.bench.payload import ClipPool
 from vswin.bench.stats import SettingResult
 from vswin.bench.transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,8 +95,13 @@ def compare(key: str, question: str, a: Arm, b: Arm, rounds: int = 2) -> Compari
     if a.name == b.name:
         raise ValueError(f"the two arms need different names, both are {a.name!r}")
     measured = []
-    for _ in range(rounds):
-        measured.append({arm.name: closed_loop(arm.transport, arm.pool, arm.concurrency, arm.settings) for arm in (a, b)})
+    for round_ in range(rounds):
+        results = {}
+        for arm in (a, b):
+            results[arm.name] = r = closed_loop(arm.transport, arm.pool, arm.concurrency, arm.settings)
+            log.info("(%s) round %d %s: %.2f clips/s, p50 %.1f ms, %d requests, %s",
+                     key, round_ + 1, arm.name, r.clips_per_s, r.latency_ms.p50, r.requests, r.stop_reason)
+        measured.append(results)
     metadata = {arm.name: {**arm.transport.metadata(), "concurrency": arm.concurrency,
                            "settings": dataclasses.asdict(arm.settings)} for arm in (a, b)}  # fmt: skip
     return Comparison(key, question, a.name, b.name, measured, metadata)

@@ -116,14 +116,18 @@ def _one_request(transport: Transport, pool: ClipPool, batch_size: int, schedule
 
 
 def _measure(
-    recorder: _Recorder, settings: LoadSettings, stop: threading.Event, started: float
+    recorder: _Recorder, settings: LoadSettings, stop: threading.Event, started: float, warmup_requests: int
 ) -> tuple[list[Window], str]:
-    """Sleep through warmup, then cut windows until stable or a bound is hit; sets `stop`.
+    """Warm up, then cut windows until stable or a bound is hit; sets `stop`.
 
-    Each window holds the requests that finished within it.
+    Warmup lasts `warmup_s` and at least until `warmup_requests` requests have
+    finished, so a first call that compiles (XLA) or loads never lands in a
+    window. Each window holds the requests that finished within it.
     """
     deadline = started + settings.max_duration_s
     time.sleep(max(0.0, min(settings.warmup_s, deadline - time.monotonic())))
+    while len(recorder.since(0)) < warmup_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
     recorder.take_max_backlog()
     cursor = len(recorder.since(0))
     pending: list[Record] = []
@@ -168,7 +172,7 @@ def closed_loop(transport: Transport, pool: ClipPool, concurrency: int, settings
     threads = [threading.Thread(target=worker, daemon=True, name=f"bench-c{i}") for i in range(concurrency)]
     for thread in threads:
         thread.start()
-    windows, reason = _measure(recorder, settings, stop, started)
+    windows, reason = _measure(recorder, settings, stop, started, concurrency)
     for thread in threads:
         thread.join()
     return summarize("concurrency", concurrency, settings.batch_size, windows, reason, recorder.records)
@@ -204,7 +208,7 @@ def open_loop(
     started = time.monotonic()
     scheduler = threading.Thread(target=schedule, daemon=True, name="bench-arrivals")
     scheduler.start()
-    windows, reason = _measure(recorder, settings, stop, started)
+    windows, reason = _measure(recorder, settings, stop, started, 1)
     scheduler.join()
     executor.shutdown(wait=True, cancel_futures=True)  # arrivals still queued on the client are never sent
     unsent = recorder.arrivals - len(recorder.records)

@@ -63,7 +63,7 @@ def measure(video: str | Path, settings: PreprocessSettings) -> PreprocessResult
         loaded = load_clips(video, sampling, crop, num_crops=settings.crops)
         t1 = time.perf_counter()
         views = loaded.clips.reshape(-1, *loaded.clips.shape[2:])
-        payload = rq.predict_request(model, "serving_default", {"frames": views}).SerializeToString()
+        payload = rq.encode_predict_request(model, "serving_default", {"frames": views})
         t2 = time.perf_counter()
         return t1 - t0, t2 - t1, len(views), len(payload)
 

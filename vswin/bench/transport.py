@@ -114,11 +114,10 @@ class GrpcTransport:
         self._predict = self._channel.unary_unary(protos.PREDICT[0])
 
     def send(self, batch: np.ndarray) -> Timings:
-        from vswin.client.requests import predict_outputs, predict_request
+        from vswin.client.requests import encode_predict_request, predict_outputs
 
         t0 = time.perf_counter()
-        request = predict_request(self._model, self.signature, {self.input.name: batch}, ["features"])
-        payload = request.SerializeToString()
+        payload = encode_predict_request(self._model, self.signature, {self.input.name: batch}, ["features"])
         t1 = time.perf_counter()
         try:
             answer = self._predict(payload, timeout=self.timeout)

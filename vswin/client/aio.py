@@ -184,8 +184,32 @@ class AsyncVideoSwinClient:
         """Decode (on a worker thread), sample, crop and extract one video; see VideoSwinClient.extract."""
         opts = ExtractOptions(**options)
         info = await self.model_info()
-        clips = await asyncio.get_running_loop().run_in_executor(None, opts.load, video, info)
-        return assemble(clips, await self.features(flat_views(clips)), info, opts)
+        return await self._extract_video(video, opts, info, None, None)
+
+    async def _extract_video(
+        self,
+        video: str | Path,
+        opts: ExtractOptions,
+        info: ModelInfo,
+        pool: ThreadPoolExecutor | None,
+        limiter: asyncio.Semaphore | None,
+    ) -> ExtractResult:
+        """One video, batch by batch: the next batch decodes on `pool` while this one is on the server."""
+        loop = asyncio.get_running_loop()
+        batches = opts.batches(video, info, self.max_batch)
+        parts = []
+        pending = loop.run_in_executor(pool, next, batches, None)
+        try:
+            while (batch := await pending) is not None:
+                pending = loop.run_in_executor(pool, next, batches, None)
+                parts.append((batch, await self.features(flat_views(batch), limiter=limiter)))
+        finally:
+            if not pending.done():
+                await asyncio.wait([pending])  # the generator may only be closed once no thread runs it
+            if not pending.cancelled():
+                pending.exception()  # retrieved: a decode error after a failed request is not news
+            batches.close()
+        return assemble(parts, info, opts)
 
     async def extract_many(
         self,
@@ -207,13 +231,10 @@ class AsyncVideoSwinClient:
         workers = decode_workers or os.cpu_count() or 1
         requests = asyncio.Semaphore(concurrency)
         slots = asyncio.Semaphore(concurrency + workers)
-        loop = asyncio.get_running_loop()
 
         async def one(video: str | Path) -> tuple[str, ExtractResult | Exception]:
             try:
-                clips = await loop.run_in_executor(pool, opts.load, video, info)
-                features = await self.features(flat_views(clips), limiter=requests)
-                return str(video), assemble(clips, features, info, opts)
+                return str(video), await self._extract_video(video, opts, info, pool, requests)
             except EXTRACT_ERRORS as err:
                 return str(video), err
             finally:

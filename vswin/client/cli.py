@@ -14,16 +14,26 @@ from pathlib import Path
 log = logging.getLogger("vswin.extract")
 
 
+DESCRIPTION = (
+    "Decodes each video, samples clips like the official test pipeline, sends them to the "
+    "model over gRPC and writes NAME.npy (video-level features [C]), NAME.clips.npy (per clip and crop "
+    "[clips, crops, C]) and NAME.json (clip times, model and version) per video, or JSON lines to stdout. "
+    "Videos already extracted are skipped unless --overwrite; failures are listed at the end and make "
+    "the exit code 1."
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "extract",
         help="Extract Video Swin features from video files through a TF Serving endpoint.",
-        description="Decodes each video, samples clips like the official test pipeline, sends them to the "
-        "model over gRPC and writes NAME.npy (video-level features [C]), NAME.clips.npy (per clip and crop "
-        "[clips, crops, C]) and NAME.json (clip times, model and version) per video, or JSON lines to stdout. "
-        "Videos already extracted are skipped unless --overwrite; failures are listed at the end and make "
-        "the exit code 1.",
+        description=DESCRIPTION,
     )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `vswin extract` (also `python -m vswin.client`)."""
     parser.add_argument("videos", nargs="*", metavar="VIDEO", help="Video files (or URLs OpenCV can open).")
     parser.add_argument("--list", type=Path, help="File with one video per line ('-' for stdin; # comments).")
     parser.add_argument("--server", required=True, help="gRPC target, e.g. localhost:8500 or dns:///serving:8500.")

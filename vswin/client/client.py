@@ -15,7 +15,14 @@ import numpy as np
 from vswin.client import protos
 from vswin.client import requests as rq
 from vswin.client.channel import ChannelSettings, RetryPolicy
-from vswin.client.errors import RETRYABLE, DeadlineExceeded, InvalidInput, from_rpc_error
+from vswin.client.errors import (
+    RETRYABLE,
+    DeadlineExceeded,
+    InvalidInput,
+    ModelNotFound,
+    ServerUnavailable,
+    from_rpc_error,
+)
 from vswin.client.metadata import ModelInfo, parse_metadata
 
 if TYPE_CHECKING:
@@ -132,6 +139,21 @@ class VideoSwinClient:
         """The model's versions and their states (GetModelStatus on ModelService)."""
         response = self._call(protos.GET_MODEL_STATUS, rq.status_request(self.model), timeout)
         return rq.parse_status(response)
+
+    def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> ModelInfo:
+        """Block until the server answers GetModelMetadata for this model (a server or model still
+        starting answers UNAVAILABLE or NOT_FOUND), then return its ModelInfo."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.model_info(refresh=True, timeout=max(interval, deadline - time.monotonic()))
+            except (ServerUnavailable, ModelNotFound, DeadlineExceeded) as err:
+                if time.monotonic() + interval >= deadline:
+                    raise DeadlineExceeded(
+                        f"{self.model.describe()} on {self.target} not ready after {timeout:.0f}s: {err}",
+                        code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                    ) from err
+                time.sleep(interval)
 
     def predict(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING
 
 import cv2
@@ -15,7 +17,7 @@ import numpy as np
 from vswin.client.errors import VideoSwinClientError
 from vswin.client.metadata import ModelInfo
 from vswin.client.sampling import Sampling
-from vswin.client.video import VideoClips, load_clips
+from vswin.client.video import VideoClips, iter_clip_batches
 
 if TYPE_CHECKING:
     from vswin.client.client import VideoSwinClient
@@ -52,10 +54,19 @@ class ExtractOptions:
             sample_range=self.sample_range,
         )
 
-    def load(self, video: str | Path, info: ModelInfo) -> VideoClips:
-        """Decode and cut one video for this model."""
-        return load_clips(
-            video, self.sampling_for(info), (info.height, info.width), num_crops=self.crops, short_side=self.short_side
+    def batches(self, video: str | Path, info: ModelInfo, group_clips: int) -> Iterator[VideoClips]:
+        """Decode and cut one video for this model, in groups of at most `group_clips` clips.
+
+        The clients use their max_batch: a group's clips x crops views then fill
+        `crops` whole requests, and memory stays bounded on long videos.
+        """
+        return iter_clip_batches(
+            video,
+            self.sampling_for(info),
+            (info.height, info.width),
+            num_crops=self.crops,
+            short_side=self.short_side,
+            batch_clips=group_clips,
         )
 
 
@@ -112,22 +123,22 @@ class ExtractResult:
         return json.dumps(self.to_json(include_features=True))
 
 
-def assemble(clips: VideoClips, features: np.ndarray, info: ModelInfo, options: ExtractOptions) -> ExtractResult:
-    """Reshape flat per-view features [K*crops, C] back to clips and crops and average them."""
-    num_clips, num_crops = clips.clips.shape[:2]
-    clip_features = features.reshape(num_clips, num_crops, -1)
+def assemble(parts: list[tuple[VideoClips, np.ndarray]], info: ModelInfo, options: ExtractOptions) -> ExtractResult:
+    """Per-view features [clips*crops, C] of each group back to [clips, crops, C], and their mean."""
+    clip_features = np.concatenate([f.reshape(*c.clips.shape[:2], -1) for c, f in parts], axis=0)
+    first = parts[0][0]
     return ExtractResult(
-        video=clips.path,
+        video=first.path,
         model=info.name,
         version=info.version,
         signature=info.signature,
         features=clip_features.mean(axis=(0, 1), dtype=np.float64).astype(np.float32),
         clip_features=clip_features,
-        clip_starts=clips.starts,
-        clip_ends=clips.ends,
-        frame_indices=clips.frame_indices,
-        num_frames=clips.num_frames,
-        fps=clips.fps,
+        clip_starts=np.concatenate([c.starts for c, _ in parts]),
+        clip_ends=np.concatenate([c.ends for c, _ in parts]),
+        frame_indices=np.concatenate([c.frame_indices for c, _ in parts]),
+        num_frames=first.num_frames,
+        fps=first.fps,
         options=options,
     )
 
@@ -139,30 +150,92 @@ def flat_views(clips: VideoClips) -> np.ndarray:
 
 def extract_one(client: VideoSwinClient, video: str | Path, options: ExtractOptions) -> ExtractResult:
     info = client.model_info()
-    clips = options.load(video, info)
-    return assemble(clips, client.features(flat_views(clips)), info, options)
+    batches = options.batches(video, info, client.max_batch)
+    return assemble([(b, client.features(flat_views(b))) for b in batches], info, options)
+
+
+_END = object()
 
 
 def extract_pipelined(
     client: VideoSwinClient, videos: Iterable[str | Path], options: ExtractOptions
 ) -> Iterator[tuple[str, ExtractResult | Exception]]:
-    """Yield (video, result or exception) in order; video i+1 decodes on a worker thread while i is on the server."""
+    """Yield (video, result or exception) in order, decoding on a worker thread ahead of the requests.
+
+    The decoder runs at most two batches ahead (its queue is bounded), across
+    video boundaries, so the next video decodes while this one is on the server.
+    """
     info = client.model_info()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vswin-decode") as pool:
-        pending: Future | None = None
-        previous = ""
-        for video in videos:
-            upcoming = pool.submit(options.load, video, info)
-            if pending is not None:
-                yield previous, _finish(client, pending, info, options)
-            pending, previous = upcoming, str(video)
-        if pending is not None:
-            yield previous, _finish(client, pending, info, options)
-
-
-def _finish(client: VideoSwinClient, decoding: Future, info: ModelInfo, options: ExtractOptions) -> ExtractResult | Exception:
+    queue: Queue = Queue(maxsize=2)
+    stop = threading.Event()
+    crashed: list[BaseException] = []
+    decoder = threading.Thread(
+        target=_decode_ahead, args=(videos, options, info, client.max_batch, queue, stop, crashed), daemon=True
+    )
+    decoder.start()
+    current, parts, dead = -1, [], False
     try:
-        clips = decoding.result()
-        return assemble(clips, client.features(flat_views(clips)), info, options)
-    except EXTRACT_ERRORS as err:
-        return err
+        while (entry := queue.get()) is not None:
+            number, video, item = entry
+            if number != current:
+                current, parts, dead = number, [], False
+            if dead:
+                continue
+            if isinstance(item, Exception):
+                dead = True
+                yield video, item
+            elif item is _END:
+                yield video, assemble(parts, info, options)
+            else:
+                try:
+                    parts.append((item, client.features(flat_views(item))))
+                except EXTRACT_ERRORS as err:
+                    dead = True
+                    yield video, err
+        if crashed:
+            raise crashed[0]
+    finally:
+        stop.set()
+        while decoder.is_alive():
+            with suppress(Empty):
+                queue.get(timeout=0.05)
+        decoder.join()
+
+
+def _decode_ahead(
+    videos: Iterable[str | Path],
+    options: ExtractOptions,
+    info: ModelInfo,
+    group_clips: int,
+    queue: Queue,
+    stop: threading.Event,
+    crashed: list[BaseException],
+) -> None:
+    """Producer: (number, video, batch | _END | per-video error) items, then None.
+
+    Anything else that goes wrong (a bug, not a bad video) lands in `crashed`
+    for the consumer to raise.
+    """
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            with suppress(Full):
+                queue.put(item, timeout=0.05)
+                return True
+        return False
+
+    try:
+        for number, video in enumerate(videos):
+            try:
+                for batch in options.batches(video, info, group_clips):
+                    if not put((number, str(video), batch)):
+                        return
+                item: object = _END
+            except EXTRACT_ERRORS as err:
+                item = err
+            if not put((number, str(video), item)):
+                return
+    except BaseException as err:
+        crashed.append(err)
+    finally:
+        put(None)

@@ -11,6 +11,7 @@ ratio, bilinear, mmcv rounding) then CenterCrop or ThreeCrop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,30 +103,43 @@ class _EndedEarly(Exception):
         self.frames_seen = frames_seen
 
 
-def read_frames(path: str | Path, indices: np.ndarray, short_side: int | None = None) -> dict[int, np.ndarray]:
-    """Decode the given frame indices (any order, repeats allowed) as RGB, resized to `short_side` if given.
+class _FrameCache:
+    """Walks the stream forward once, keeping each frame from its decode until the last clip group using it.
 
-    Returns {index: frame}. Raises _EndedEarly(n) when the stream has only n
-    frames, fewer than an index asked for (the header's count was wrong).
+    `last_use` maps every needed frame index to the last group that needs it;
+    frames passed on the way to another index are retrieved too when a later
+    group needs them, so the stream never has to be reopened.
     """
-    wanted = sorted(set(int(i) for i in np.asarray(indices).reshape(-1)))
-    capture = _open(path)
-    frames: dict[int, np.ndarray] = {}
-    try:
-        position = 0
-        for index in wanted:
-            while position <= index:
-                if not capture.grab():
-                    raise _EndedEarly(position)
-                position += 1
-            ok, frame = capture.retrieve()
-            if not ok or frame is None:
-                raise VideoError(path, f"frame {index} could not be decoded")
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            frames[index] = frame if short_side is None else resize_short_side(frame, short_side)
-    finally:
-        capture.release()
-    return frames
+
+    def __init__(self, path: str | Path, last_use: dict[int, int], short_side: int) -> None:
+        self.path = path
+        self.last_use = last_use
+        self.short_side = short_side
+        self.capture = _open(path)
+        self.position = 0
+        self.frames: dict[int, np.ndarray] = {}
+
+    def get(self, index: int) -> np.ndarray:
+        while index not in self.frames:
+            if self.position > index:
+                raise AssertionError(f"frame {index} was passed without being kept")  # last_use is complete
+            if not self.capture.grab():
+                raise _EndedEarly(self.position)
+            if self.position in self.last_use:
+                ok, frame = self.capture.retrieve()
+                if not ok or frame is None:
+                    raise VideoError(self.path, f"frame {self.position} could not be decoded")
+                self.frames[self.position] = resize_short_side(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), self.short_side)
+            self.position += 1
+        return self.frames[index]
+
+    def release(self, group: int) -> None:
+        """Forget the frames no group after `group` needs."""
+        for index in [i for i in self.frames if self.last_use[i] <= group]:
+            del self.frames[index]
+
+    def close(self) -> None:
+        self.capture.release()
 
 
 def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
@@ -155,6 +169,78 @@ def crop_offsets(height: int, width: int, crop: tuple[int, int], num_crops: int)
     return [(0, left), (2 * step, left), (step, left)]
 
 
+def iter_clip_batches(
+    path: str | Path,
+    sampling: Sampling,
+    crop: tuple[int, int],
+    num_crops: int = 1,
+    short_side: int | None = None,
+    batch_clips: int | None = None,
+) -> Iterator[VideoClips]:
+    """Decode, sample, resize and crop one video into uint8 clips of the model's geometry, in groups.
+
+    Yields consecutive groups of at most `batch_clips` clips (default: all in
+    one group), decoding the stream once and holding only the frames that
+    pending groups need, so sliding windows over a long video run in bounded
+    memory. `crop` is (H, W) from the model; `short_side` defaults to the
+    smallest that covers the crop (min(H, W) for the square crops of the
+    official pipeline: Resize(-1, 224) + ThreeCrop(224)).
+
+    If the container promises more frames than decode (a truncated file), the
+    video is resampled over the frames that exist when that shows up before the
+    first group; later, VideoError.
+    """
+    short_side = short_side or max(crop)
+    info = probe(path)
+    num_frames = info.num_frames or count_frames(path)
+    if num_frames == 0:
+        raise VideoError(path, "no frames could be decoded (empty or corrupt stream)")
+    groups = _groups(path, sampling, crop, num_crops, short_side, batch_clips, num_frames, info.fps)
+    try:
+        first = next(groups)
+    except _EndedEarly as ended:
+        if ended.frames_seen == 0:
+            raise VideoError(path, "no frames could be decoded (empty, truncated or corrupt stream)") from None
+        log.warning("%s: header says %d frames, only %d decode (truncated?); sampling those", path, num_frames, ended.frames_seen)
+        groups = _groups(path, sampling, crop, num_crops, short_side, batch_clips, ended.frames_seen, info.fps)
+        first = next(groups)
+    yield first
+    try:
+        yield from groups
+    except _EndedEarly as ended:
+        raise VideoError(path, f"stream ended at frame {ended.frames_seen} of {num_frames} (truncated?)") from None
+
+
+def _groups(
+    path: str | Path,
+    sampling: Sampling,
+    crop: tuple[int, int],
+    num_crops: int,
+    short_side: int,
+    batch_clips: int | None,
+    num_frames: int,
+    fps: float,
+) -> Iterator[VideoClips]:
+    indices = frame_indices(num_frames, sampling)
+    size = batch_clips or len(indices)
+    groups = [indices[start : start + size] for start in range(0, len(indices), size)]
+    last_use = {int(i): g for g, group in enumerate(groups) for i in np.unique(group)}
+    cache = _FrameCache(path, last_use, short_side)
+    try:
+        for g, group in enumerate(groups):
+            first = cache.get(int(group[0, 0]))
+            offsets = crop_offsets(first.shape[0], first.shape[1], crop, num_crops)
+            clips = np.empty((group.shape[0], num_crops, group.shape[1], crop[0], crop[1], 3), dtype=np.uint8)
+            for (k, t), index in np.ndenumerate(group):  # one copy per view frame, straight into the batch
+                frame = cache.get(int(index))
+                for c, (y, x) in enumerate(offsets):
+                    clips[k, c, t] = frame[y : y + crop[0], x : x + crop[1]]
+            cache.release(g)
+            yield VideoClips(path=str(path), clips=clips, frame_indices=group, num_frames=num_frames, fps=fps)
+    finally:
+        cache.close()
+
+
 def load_clips(
     path: str | Path,
     sampling: Sampling,
@@ -162,38 +248,5 @@ def load_clips(
     num_crops: int = 1,
     short_side: int | None = None,
 ) -> VideoClips:
-    """Decode, sample, resize and crop one video into uint8 clips of the model's geometry.
-
-    `crop` is (H, W) from the model; `short_side` defaults to the smallest
-    that covers the crop (min(H, W) for the square crops of the official
-    pipeline: Resize(-1, 224) + ThreeCrop(224)).
-    """
-    short_side = short_side or max(crop)
-    info = probe(path)
-    num_frames = info.num_frames or count_frames(path)
-    if num_frames == 0:
-        raise VideoError(path, "no frames could be decoded (empty or corrupt stream)")
-    indices = frame_indices(num_frames, sampling)
-    try:
-        decoded = read_frames(path, indices, short_side)
-    except _EndedEarly as ended:
-        if ended.frames_seen == 0:
-            raise VideoError(path, "no frames could be decoded (empty, truncated or corrupt stream)") from None
-        log.warning("%s: header says %d frames, only %d decode (truncated?); sampling those", path, num_frames, ended.frames_seen)
-        num_frames = ended.frames_seen
-        indices = frame_indices(num_frames, sampling)
-        decoded = read_frames(path, indices, short_side)
-    first = decoded[int(indices[0, 0])]
-    offsets = crop_offsets(first.shape[0], first.shape[1], crop, num_crops)
-    clips = np.empty((indices.shape[0], num_crops, indices.shape[1], crop[0], crop[1], 3), dtype=np.uint8)
-    for (k, t), index in np.ndenumerate(indices):  # one copy per view frame, straight into the batch
-        frame = decoded[int(index)]
-        for c, (y, x) in enumerate(offsets):
-            clips[k, c, t] = frame[y : y + crop[0], x : x + crop[1]]
-    return VideoClips(
-        path=str(path),
-        clips=clips,
-        frame_indices=indices,
-        num_frames=num_frames,
-        fps=info.fps,
-    )
+    """All clips of one video at once: iter_clip_batches with a single group."""
+    return next(iter_clip_batches(path, sampling, crop, num_crops, short_side))

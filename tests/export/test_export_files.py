@@ -1,0 +1,116 @@
+"""What an export leaves on disk: warmup records, metadata, versions written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+import vswin.model
+from vswin.cli import main
+from vswin.export import export_model
+from vswin.export.versions import VersionExistsError, next_version, versions
+from vswin.export.warmup import read_warmup
+
+
+def test_warmup_records_parse_and_name_real_signatures(micro_export):
+    logs = read_warmup(micro_export / "1" / "assets.extra" / "tf_serving_warmup_requests")
+    signatures = set(tf.saved_model.load(str(micro_export / "1")).signatures)
+    seen = set()
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "vswin_micro"
+        assert request.model_spec.signature_name in signatures
+        frames = tf.make_ndarray(request.inputs["frames"])
+        assert frames.dtype == "uint8" and frames.shape[1:] == (16, 64, 64, 3)
+        seen.add((request.model_spec.signature_name, frames.shape[0]))
+    frame_signatures = {"serving_default", "features_graph", "feature_map", "classify"}
+    assert seen == {(name, batch) for name in frame_signatures for batch in (1, 2)}
+    assert len(logs) == len(seen)
+
+
+def test_metadata_is_complete(micro_export, micro_checkpoint):
+    data = json.loads((micro_export / "1" / "assets.extra" / "vswin.json").read_text())
+    assert data["architecture"]["name"] == "vswin_micro_w877"
+    assert data["checkpoint"]["sha256"] == hashlib.sha256(micro_checkpoint.read_bytes()).hexdigest()
+    assert data["clip"] == {"frames": 16, "height": 64, "width": 64, "channels": 3, "input_dtype": "uint8",
+                            "color": "RGB"}
+    assert data["sampling"]["mean"] == list(vswin.model.MEAN) and data["sampling"]["std"] == list(vswin.model.STD)
+    assert data["sampling"]["frame_interval"] == 2
+    assert data["features_dim"] == 192 and data["num_classes"] == 10
+    assert data["precision"] == "float32" and data["default_signature"] == "xla"
+    assert data["versions"]["tensorflow"] == tf.__version__
+    assert set(data["signatures"]) == {"serving_default", "features_graph", "features_float", "feature_map",
+                                       "classify"}
+    assert data["exported_at"].endswith("Z")
+
+
+@pytest.fixture(scope="module")
+def micro_model(micro_checkpoint, micro_arch):
+    return vswin.model.load(micro_checkpoint, micro_arch)
+
+
+def test_versions_are_numbered_and_never_silently_replaced(tmp_path, micro_model, micro_export):
+    base = tmp_path / "models"
+    shutil.copytree(micro_export / "1", base / "m" / "1")
+    (base / "m" / ".staging-9-dead").mkdir()  # leftovers of an interrupted export are not versions
+    assert versions(base / "m") == [1] and next_version(base / "m") == 2
+    with pytest.raises(VersionExistsError, match="pass --overwrite"):
+        export_model(micro_model, base, "m", version=1, frames=2, size=(64, 64))
+    path = export_model(micro_model, base, "m", frames=2, size=(32, 32), labels=[f"c{i}" for i in range(10)])
+    assert path == base / "m" / "2"
+    assert tf.saved_model.load(str(path)).signatures["classify"](
+        frames=tf.zeros((1, 2, 32, 32, 3), tf.uint8))["top_k_labels"].numpy()[0, 0].decode().startswith("c")
+    replaced = export_model(micro_model, base, "m", version=1, frames=2, size=(32, 32), overwrite=True)
+    assert json.loads((replaced / "assets.extra" / "vswin.json").read_text())["clip"]["frames"] == 2
+    assert sorted(p.name for p in (base / "m").iterdir() if not p.name.startswith(".staging-9")) == ["1", "2"]
+
+
+def test_interrupted_export_leaves_no_version(tmp_path, micro_model, monkeypatch):
+    from vswin.export import warmup
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt("simulated interruption")
+
+    monkeypatch.setattr(warmup, "write_warmup", fail)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(micro_model, tmp_path, "m", version=3, frames=2, size=(32, 32))
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_label_count_must_match_the_head(tmp_path, micro_model):
+    with pytest.raises(ValueError, match="3 labels.*10 classes"):
+        export_model(micro_model, tmp_path, "m", frames=2, size=(32, 32), labels=["a", "b", "c"])
+    assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
+
+
+def test_bad_checkpoint_fails_before_writing(tmp_path, micro_checkpoint, capsys):
+    code = main(["export", "--checkpoint", str(micro_checkpoint), "--arch",
+                 "swin_tiny_patch244_window877_kinetics400_1k", "--out", str(tmp_path / "models"), "--name", "m"])
+    assert code == 1
+    assert "backbone.patch_embed.proj.weight" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
+def test_concurrent_exports_of_two_versions_both_land(tmp_path, micro_checkpoint, micro_arch, subprocess_env):
+    def export(version: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vswin", "export", "--checkpoint", str(micro_checkpoint), "--arch", str(micro_arch),
+             "--out", str(tmp_path), "--name", "m", "--version", str(version), "--frames", "2", "--size", "32"],
+            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    processes = [export(1), export(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
+    for version in ("1", "2"):
+        meta = json.loads((tmp_path / "m" / version / "assets.extra" / "vswin.json").read_text())
+        assert meta["version"] == int(version)
+        assert "serving_default" in tf.saved_model.load(str(tmp_path / "m" / version)).signatures

@@ -1,0 +1,79 @@
+"""`vswin serve`'s command line: TF Serving's flag names and meanings, parsed with argparse.
+
+Booleans take TF Serving's forms (`--flag`, `--flag=true`, `--flag=false`).
+TF Serving flags this server does not implement are rejected by name rather
+than silently ignored; anything else unknown is an argparse error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+INT32_MAX = 2**31 - 1  # TF Serving's server-side gRPC message limit
+
+# tensorflow_model_server flags (model_servers/main.cc) that vswin serve does not implement.
+UNSUPPORTED_TF_SERVING_FLAGS = (
+    "grpc_socket_path", "rest_api_num_threads", "rest_api_timeout_in_ms", "rest_api_enable_cors_support",
+    "enable_per_model_batching_parameters", "num_load_threads", "num_unload_threads", "max_num_load_retries",
+    "load_retry_interval_micros", "flush_filesystem_caches", "tensorflow_session_parallelism",
+    "tensorflow_session_config_file", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+    "use_alts_credentials", "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
+    "saved_model_tags", "grpc_channel_arguments", "remove_unused_fields_from_bundle_metagraph",
+    "prefer_tflite_model", "num_tflite_pools", "num_tflite_interpreters_per_pool",
+    "enable_signature_method_name_check", "enable_profiler", "thread_pool_factory_config_file",
+    "mixed_precision", "skip_initialize_tpu",
+)  # fmt: skip
+
+
+def tf_bool(text: str) -> bool:
+    """TF Serving's boolean flag values: true/false (also 1/0)."""
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+class _Unsupported(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is a tensorflow_model_server flag that vswin serve does not implement")
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    """Add TF Serving's flags (same names, defaults and meanings) to `parser`."""
+    flag = parser.add_argument
+
+    def boolean(name: str, default: bool, text: str) -> None:
+        flag(f"--{name}", type=tf_bool, nargs="?", const=True, default=default, metavar="BOOL", help=text)
+
+    flag("--port", type=int, default=8500, help="gRPC port (default 8500; 0 picks a free one).")
+    flag("--rest_api_port", type=int, default=0,
+         help="HTTP port; vswin serve exposes only Prometheus metrics there (see --monitoring_config_file).")
+    flag("--model_name", default="default", help="Model name when serving one model (default 'default').")
+    flag("--model_base_path", default="", help="Directory holding the model's integer version directories.")
+    flag("--model_config_file", default="",
+         help="ModelServerConfig text proto (models.config); overrides --model_name/--model_base_path.")
+    flag("--model_config_file_poll_wait_seconds", type=int, default=0,
+         help="Re-read --model_config_file every N seconds (0: read once).")
+    flag("--file_system_poll_wait_seconds", type=int, default=1,
+         help="Rescan base paths for new/removed versions every N seconds (0: scan once).")
+    boolean("enable_batching", False, "Merge concurrent Predict requests into batches.")
+    flag("--batching_parameters_file", default="", help="BatchingParameters text proto for --enable_batching.")
+    boolean("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests at load (default true).")
+    flag("--num_request_iterations_for_warmup", type=int, default=1, help="Times each warmup record is replayed.")
+    flag("--monitoring_config_file", default="", help="MonitoringConfig text proto (Prometheus on --rest_api_port).")
+    flag("--grpc_max_message_size", type=int, default=INT32_MAX,
+         help="Largest gRPC message in bytes, both ways (default INT32_MAX as TF Serving; vswin extension).")
+    flag("--grpc_max_threads", type=int, default=32, help="gRPC worker threads.")
+    boolean("enable_grpc_healthcheck_service", False, "Serve grpc.health.v1.Health.")
+    boolean("allow_version_labels_for_unavailable_models", False,
+            "Allow a new version label to point at a version that is not available yet.")
+    boolean("xla_cpu_compilation_enabled", False, "EXPERIMENTAL (as TF Serving): allow XLA JIT on CPU.")
+    boolean("xla_gpu_compilation_enabled", False, "EXPERIMENTAL (as TF Serving): allow XLA JIT on CPU and GPU.")
+    boolean("enable_serialization_as_tensor_content", False,
+            "Serialize Predict outputs as tensor_content bytes instead of typed repeated fields.")
+    flag("--host", default="0.0.0.0", help="Address to listen on (vswin extension; TF Serving uses 0.0.0.0).")
+    flag("--version", action="store_true", help="Print versions and exit.")
+    for name in UNSUPPORTED_TF_SERVING_FLAGS:
+        flag(f"--{name}", action=_Unsupported, nargs="?", help=argparse.SUPPRESS)

@@ -1,0 +1,56 @@
+"""Run `vswin serve` from parsed flags until SIGTERM/SIGINT, then drain and exit 0."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def options_from_args(args: argparse.Namespace):
+    """ServerOptions from `vswin serve`'s flags; ValueError for a bad or missing model config."""
+    from vswin.serving.model_config import read_model_config, single_model_config
+    from vswin.serving.server import ServerOptions
+
+    if args.model_config_file:
+        config = read_model_config(args.model_config_file)
+    elif args.model_base_path:
+        config = single_model_config(args.model_name, args.model_base_path)
+    else:
+        raise ValueError("either --model_config_file or --model_base_path is required")
+    fields = set(ServerOptions.__dataclass_fields__) - {"model_config"}
+    return ServerOptions(model_config=config, **{name: getattr(args, name) for name in fields if hasattr(args, name)})
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the server, block until SIGTERM or SIGINT, stop it gracefully; 0 on a clean shutdown."""
+    if args.version:
+        import tensorflow as tf
+
+        print(f"vswin serve (TensorFlow Serving gRPC API)\nTensorFlow Library: {tf.__version__}")
+        return 0
+    from vswin.serving.server import ModelServer
+
+    try:
+        options = options_from_args(args)
+    except ValueError as err:
+        print(f"vswin serve: {err}", file=sys.stderr)
+        return 2
+    server = ModelServer(options)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: stop.set())
+    try:
+        server.start()
+    except Exception as err:
+        log.error("failed to start server: %s", err)
+        server.stop(grace=0)
+        return 1
+    stop.wait()
+    log.info("shutting down: draining requests in flight")
+    server.stop()
+    return 0

@@ -1,0 +1,288 @@
+"""Which versions of which models are loaded: version policies, labels, polling, load and unload.
+
+Mirrors TF Serving's AspiredVersionsManager with its availability-preserving
+policy: the versions a model's policy asks for ("aspired") are loaded first,
+and versions no longer asked for are unloaded only once an aspired version is
+available (or none is on disk any more), so a reload or a broken new version
+never leaves a model without a version that works. A version that fails to
+load is reported with its error and not retried until it drops out of the
+aspired set and comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from tensorflow_serving.apis import model_pb2
+
+from vswin.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
+from vswin.serving.model_config import ModelConfig, ModelServerConfig, check_model_config
+from vswin.serving.servable import Servable
+
+log = logging.getLogger(__name__)
+
+# ModelVersionStatus.State names (get_model_status.proto).
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+
+
+@dataclass
+class VersionState:
+    """One version of one model as GetModelStatus reports it."""
+
+    version: int
+    path: Path
+    state: str = START
+    error: ServingError | None = None
+    servable: Servable | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Model:
+    config: ModelConfig
+    versions: dict[int, VersionState] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+def scan_versions(base_path: str | Path) -> dict[int, Path]:
+    """Integer-named subdirectories of a model's base path: version -> directory."""
+    base = Path(base_path)
+    if not base.is_dir():
+        return {}
+    return {int(child.name): child for child in base.iterdir() if child.name.isdigit() and child.is_dir()}
+
+
+def aspired_versions(config: ModelConfig, on_disk: dict[int, Path]) -> set[int]:
+    """The versions `config`'s model_version_policy asks for among those on disk (default: latest 1)."""
+    policy = config.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "all":
+        return set(on_disk)
+    if choice == "specific":
+        return set(policy.specific.versions) & set(on_disk)
+    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
+    return set(sorted(on_disk)[-count:])
+
+
+class ModelManager:
+    """Loads, serves and unloads model versions for one ModelServerConfig at a time."""
+
+    def __init__(
+        self,
+        enable_warmup: bool = False,
+        warmup_iterations: int = 1,
+        allow_labels_for_unavailable: bool = False,
+        on_state: Callable[[str, int, str], None] | None = None,
+    ) -> None:
+        self.enable_warmup = enable_warmup
+        self.warmup_iterations = warmup_iterations
+        self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self._on_state = on_state
+        self._models: dict[str, _Model] = {}
+        self._lock = threading.Lock()  # guards _models and version states; held only briefly
+        self._reconcile_lock = threading.Lock()  # one load/unload pass at a time
+        self._config = ModelServerConfig()
+
+    @property
+    def config(self) -> ModelServerConfig:
+        return self._config
+
+    def reload(self, config: ModelServerConfig) -> None:
+        """Serve `config`: load what it asks for, unload the rest, then set its version labels.
+
+        Raises ServingError (and keeps the old labels) when a label points at a
+        version that is not available, as TF Serving's ReloadConfig does.
+        """
+        try:
+            check_model_config(config)
+        except ValueError as err:
+            raise invalid_argument(str(err)) from err
+        with self._reconcile_lock:
+            entries = {entry.name: entry for entry in config.model_config_list.config}
+            with self._lock:
+                removed = [name for name in self._models if name not in entries]
+                for name, entry in entries.items():
+                    model = self._models.setdefault(name, _Model(entry))
+                    model.config = entry
+            for name in removed:
+                self._retire_model(name)
+            for name in entries:
+                self._reconcile(name)
+            self._config = ModelServerConfig()
+            self._config.CopyFrom(config)
+            self._set_labels(entries)
+
+    def poll(self) -> None:
+        """Rescan every model's base path and load/unload versions accordingly."""
+        with self._reconcile_lock:
+            for name in list(self._models):
+                self._reconcile(name)
+
+    @contextmanager
+    def servable(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
+        """The version a request's ModelSpec names (version, label or latest), held while the request runs."""
+        with self._lock:
+            chosen = self._resolve(spec)
+            chosen.hold()
+        try:
+            yield chosen
+        finally:
+            chosen.release()
+
+    def status(self, name: str, version: int | None = None, label: str = "") -> list[VersionState]:
+        """Version states of `name` (one version if given); NOT_FOUND as TF Serving words it."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.versions:
+                raise not_found(f"Could not find any versions of model {name}")
+            if label:
+                version = self._label_version(model, name, label)
+            if version:
+                if version not in model.versions:
+                    raise not_found(f"Could not find version {version} of model {name}")
+                return [_copy(model.versions[version])]
+            return [_copy(state) for _, state in sorted(model.versions.items())]
+
+    def available(self) -> dict[str, list[int]]:
+        """Configured model -> its AVAILABLE versions (possibly none)."""
+        with self._lock:
+            return {
+                name: sorted(v for v, state in model.versions.items() if state.state == AVAILABLE)
+                for name, model in self._models.items()
+            }
+
+    def close(self) -> None:
+        """Unload everything (waiting for requests in flight)."""
+        with self._reconcile_lock:
+            for name in list(self._models):
+                self._retire_model(name)
+
+    # -- resolution -------------------------------------------------------------------------------------
+
+    def _resolve(self, spec: model_pb2.ModelSpec) -> Servable:
+        model = self._models.get(spec.name)
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version_label":
+            if model is None:
+                raise invalid_argument(f"Unrecognized servable version label: {spec.version_label}")
+            version = self._label_version(model, spec.name, spec.version_label)
+        else:
+            version = spec.version.value if choice == "version" else 0
+        if version:
+            state = model.versions.get(version) if model else None
+            if state is None or state.state != AVAILABLE:
+                raise not_found(f"Servable not found for request: Specific({spec.name}, {version})")
+            return state.servable
+        ready = [v for v, state in model.versions.items() if state.state == AVAILABLE] if model else []
+        if not ready:
+            raise not_found(f"Servable not found for request: Latest({spec.name})")
+        return model.versions[max(ready)].servable
+
+    @staticmethod
+    def _label_version(model: _Model, name: str, label: str) -> int:
+        if label not in model.labels:
+            raise invalid_argument(f"Unrecognized servable version label: {label}")
+        return model.labels[label]
+
+    # -- load / unload ----------------------------------------------------------------------------------
+
+    def _reconcile(self, name: str) -> None:
+        with self._lock:
+            model = self._models[name]
+            config = model.config
+        on_disk = scan_versions(config.base_path)
+        if not on_disk:
+            log.warning("no versions of model %s found under base path %s", name, config.base_path)
+        aspired = aspired_versions(config, on_disk)
+        with self._lock:
+            for version in [v for v, s in model.versions.items() if s.error is not None and v not in aspired]:
+                del model.versions[version]  # a failed version gets a fresh try if it is aspired again
+        for version in sorted(aspired):
+            state = model.versions.get(version)
+            if state is None or (state.state == END and state.error is None):
+                self._load(name, model, version, on_disk[version])
+        with self._lock:
+            keep_old = aspired and not any(
+                model.versions[v].state == AVAILABLE for v in aspired if v in model.versions
+            )
+            retiring = [
+                state for v, state in model.versions.items() if v not in aspired and state.state == AVAILABLE
+            ]
+        if keep_old and retiring:
+            log.warning("model %s: no aspired version %s is available; still serving %s", name,
+                        sorted(aspired), [s.version for s in retiring])  # fmt: skip
+            return
+        for state in retiring:
+            self._unload(name, state)
+
+    def _load(self, name: str, model: _Model, version: int, path: Path) -> None:
+        state = VersionState(version, path)
+        with self._lock:
+            model.versions[version] = state
+        self._set_state(name, state, LOADING)
+        log.info("loading model %s version %d from %s", name, version, path)
+        try:
+            servable = Servable(name, version, path)
+            if self.enable_warmup:
+                servable.warmup(self.warmup_iterations)
+        except Exception as err:  # a corrupt SavedModel may fail in many ways; report it, keep serving others
+            code = grpc.StatusCode.UNKNOWN
+            if isinstance(err, ServingError):
+                code = err.code
+            state.error = ServingError(code, f"loading model {name} version {version} from {path} failed: {err}")
+            log.error("%s", state.error.message)
+            self._set_state(name, state, END)
+            return
+        with self._lock:
+            state.servable = servable
+        self._set_state(name, state, AVAILABLE)
+        log.info("model %s version %d is serving", name, version)
+
+    def _unload(self, name: str, state: VersionState) -> None:
+        self._set_state(name, state, UNLOADING)
+        log.info("unloading model %s version %d", name, state.version)
+        state.servable.unload()
+        with self._lock:
+            state.servable = None
+        self._set_state(name, state, END)
+
+    def _retire_model(self, name: str) -> None:
+        with self._lock:
+            states = [s for s in self._models[name].versions.values() if s.state == AVAILABLE]
+        for state in states:
+            self._unload(name, state)
+        with self._lock:
+            del self._models[name]
+
+    def _set_state(self, name: str, state: VersionState, value: str) -> None:
+        with self._lock:
+            state.state = value
+        if self._on_state is not None:
+            self._on_state(name, state.version, value)
+
+    def _set_labels(self, entries: dict[str, ModelConfig]) -> None:
+        with self._lock:
+            updates: dict[str, dict[str, int]] = {}
+            for name, entry in entries.items():
+                model = self._models[name]
+                for label, version in entry.version_labels.items():
+                    state = model.versions.get(version)
+                    ready = state is not None and state.state == AVAILABLE
+                    new_label = label not in model.labels
+                    if not ready and not (self.allow_labels_for_unavailable and new_label):
+                        raise failed_precondition(
+                            f"Request to assign label to version {version} of model {name}, which is not "
+                            "currently available for inference"
+                        )
+                updates[name] = dict(entry.version_labels)
+            for name, labels in updates.items():
+                self._models[name].labels = labels
+
+
+def _copy(state: VersionState) -> VersionState:
+    return VersionState(state.version, state.path, state.state, state.error)
