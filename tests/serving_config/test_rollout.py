@@ -85,7 +85,7 @@ class ClosedLoop:
         deadline = time.monotonic() + timeout
         while sum(call.sent > moment for call in self.calls) < count:
             assert time.monotonic() < deadline, f"fewer than {count} requests in {timeout} s"
-            assert self.threads[0].is_alive() or self.threads[1].is_alive(), "load stopped"
+            assert any(thread.is_alive() for thread in self.threads), "load stopped"
             time.sleep(0.05)
 
     def finish(self) -> list[Call]:
@@ -98,7 +98,7 @@ class ClosedLoop:
 
 @pytest.fixture()
 def served(micro_export, tmp_path, subprocess_env, free_port):
-    """`vswin serve` with Dockerfile.serving's flags over BASE/vswin_micro/1; labels stable=canary=1."""
+    """A `vswin serve` process over BASE/vswin_micro/1 with labels stable=canary=1: (target, config, base)."""
     shutil.copytree(micro_export / "1", tmp_path / "models" / MODEL / "1")
     config = tmp_path / "models.config"
     assert main(["config", "generate", str(tmp_path / "models"), "--policy", "specific", "--label", "stable=1",
