@@ -133,7 +133,8 @@ def wait_available(server: subprocess.Popen, target: str, version: int, log: Pat
                     return
             except Exception:  # not listening yet
                 pass
-            assert time.monotonic() < deadline, f"version {version} not AVAILABLE in {timeout} s:\n{log.read_text()[-4000:]}"
+            if time.monotonic() > deadline:
+                pytest.fail(f"version {version} not AVAILABLE in {timeout} s:\n{log.read_text()[-4000:]}")
             time.sleep(0.5)
     finally:
         control.close()

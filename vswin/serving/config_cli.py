@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--map", action="append", default=[], metavar="PREFIX=DIR",
                          help="Without --server: look for base paths under PREFIX in DIR (e.g. /models=./exports).")
         sub.add_argument("--wait", type=float, default=120.0,
-                         help="With --server: seconds a reload and the loading of a new version may take (default 120).")
+                         help="With --server: seconds a reload and a new version's loading may take (default 120).")
         if name == "promote":
             sub.add_argument("--label", required=True, help="Label to move, e.g. canary or stable.")
             source = sub.add_mutually_exclusive_group(required=True)

@@ -155,8 +155,10 @@ def generate_config(models_root: Path, policy: str = "latest", num_versions: int
         if policy == "latest":
             outside = {label: v for label, v in resolved.items() if v not in versions[-num_versions:]}
             if outside:
-                raise ValueError(f"{model_dir.name}: labels {outside} point outside the latest {num_versions} "
-                                 f"version(s) {versions[-num_versions:]}; raise --num-versions or use --policy specific")
+                raise ValueError(
+                    f"{model_dir.name}: labels {outside} point outside the latest {num_versions} "
+                    f"version(s) {versions[-num_versions:]}; raise --num-versions or use --policy specific"
+                )
             entry.model_version_policy.latest.num_versions = num_versions
         elif policy == "all":
             entry.model_version_policy.all.SetInParent()

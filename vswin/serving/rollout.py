@@ -30,7 +30,7 @@ from vswin.serving.model_config import LABEL_PATTERN, config_text, read_model_co
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
 
-STABLE, CANARY = "stable", "canary"
+STABLE = "stable"
 JOURNAL_SUFFIX = ".journal"
 
 
