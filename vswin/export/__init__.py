@@ -1,10 +1,25 @@
 """SavedModel export: pinned serving signatures, XLA, warmup records, atomic versions.
 
-    from vswin.export import export_model
+    from vswin.export import dtype_policy, export_model
     model = vswin.model.load(checkpoint, arch, dtype=dtype_policy("float32"))
     export_model(model, "models", "vswin_tiny", frames=32, size=(224, 224), batch_sizes=(1, 4, 8))
+
+Names load on first use, so `vswin.export.options` (and the CLI) stay free of TensorFlow.
 """
 
-from vswin.export.savedmodel import PRECISIONS, dtype_policy, export_model, read_labels
+from __future__ import annotations
 
-__all__ = ["PRECISIONS", "dtype_policy", "export_model", "read_labels"]
+import importlib
+
+_EXPORTS = {name: "vswin.export.savedmodel" for name in ("dtype_policy", "export_model", "read_labels")}
+_EXPORTS["PRECISIONS"] = "vswin.export.options"
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vswin.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vswin.export.signatures import GRAPH, XLA
+from vswin.export.options import GRAPH, PRECISIONS, XLA
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--version", type=int, help="Version number (default: the next free integer).")
     parser.add_argument("--frames", type=int, default=32, help="Frames per clip T (default 32).")
     parser.add_argument("--size", type=_size, default=(224, 224), help="Crop size: N or HxW (default 224).")
-    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"),
+    parser.add_argument("--precision", default="float32", choices=tuple(PRECISIONS),
                         help="Compute precision; outputs stay float32 (default float32).")
     parser.add_argument("--labels", help="Class names, one per line (default: class indices).")
     parser.add_argument("--batch-sizes", type=_int_list, default=(1,),

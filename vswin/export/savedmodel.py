@@ -9,10 +9,9 @@ from typing import Sequence
 import keras
 
 from vswin.export import metadata, signatures as sigs, versions, warmup
+from vswin.export.options import PRECISIONS
 
 log = logging.getLogger("vswin.export")
-
-PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 def dtype_policy(precision: str) -> str | None:

@@ -14,9 +14,9 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from vswin.export.options import GRAPH, XLA
 from vswin.model import MEAN, STD
 
-XLA, GRAPH = "xla", "graph"
 DEFAULT_TOP_K = 5
 
 
