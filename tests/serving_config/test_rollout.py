@@ -1,14 +1,16 @@
 """A rollout under load: canary, stable, rollback on a running `vswin serve`, with zero failed requests.
 
-The server polls its models.config every second, as the production image does, and the label moves go
-through `vswin config ... --server`.
+The server runs with Dockerfile.serving's flags (batching, warmup, XLA, monitoring, health; local ports
+and files), polls its models.config every second, and the label moves go through `vswin config ... --server`.
 Two client threads call Predict by label `stable` in a closed loop; each response's model_spec.version
 is checked against the phase it was sent and answered in.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -18,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dockerfile_parse import DockerfileParser
 
+from tests.serving_config.test_dockerfile import DOCKERFILE, entrypoint_flags
 from vswin.cli import main
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "vswin_micro"
 pytestmark = pytest.mark.timeout(420)
 
@@ -33,16 +38,31 @@ class Call:
     error: str | None
 
 
-def server_flags(port: int, config: Path) -> list[str]:
-    """tensorflow_model_server flags, as in Dockerfile.serving, for this CPU machine."""
-    return [
-        f"--port={port}",
-        "--host=127.0.0.1",
-        f"--model_config_file={config}",
-        "--model_config_file_poll_wait_seconds=1",  # the file is polled while labels move, as in production
-        "--enable_model_warmup=true",
-        "--xla_cpu_compilation_enabled=true",  # serving_default is XLA-compiled; no GPU here
-    ]
+def server_flags(grpc_port: int, rest_port: int, config: Path) -> list[str]:
+    """Dockerfile.serving's tensorflow_model_server flags with this machine's ports and files.
+
+    The config is polled every second (30 s in the image) so polling races the label moves.
+    `--xla_gpu_compilation_enabled` also allows XLA on the CPU, as in tensorflow_model_server.
+    """
+    local = {
+        "port": str(grpc_port),
+        "rest_api_port": str(rest_port),
+        "model_config_file": str(config),
+        "model_config_file_poll_wait_seconds": "1",
+        "batching_parameters_file": str(REPO / "serving_config" / "batching_parameters.txt"),
+        "monitoring_config_file": str(REPO / "serving_config" / "monitoring.config"),
+    }
+    flags = []
+    for flag in entrypoint_flags(DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()))):
+        name, _, value = flag.lstrip("-").partition("=")
+        flags.append(f"--{name}={local.get(name, value)}")
+    return [*flags, "--host=127.0.0.1"]
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class ClosedLoop:
@@ -104,7 +124,7 @@ def served(micro_export, tmp_path, subprocess_env, free_port):
     assert main(["config", "generate", str(tmp_path / "models"), "--policy", "specific", "--label", "stable=1",
                  "--label", "canary=1", "--out", str(config)]) == 0
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "vswin", "serve", *server_flags(free_port, config)],
+    server = subprocess.Popen([sys.executable, "-m", "vswin", "serve", *server_flags(free_port, unused_port(), config)],
                               env=subprocess_env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     target = f"127.0.0.1:{free_port}"
     try:
