@@ -112,3 +112,23 @@ def test_hadolint_finds_nothing():
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_server_flag_is_accepted_by_vswin_serve(parser):
+    from vswin.cli import build_parser
+
+    flags = entrypoint_flags(parser)
+    args = build_parser().parse_args(["serve", *flags])
+    for flag in flags:
+        name, _, value = flag.lstrip("-").partition("=")
+        parsed = getattr(args, name)
+        assert parsed == ({"true": True, "false": False}.get(value, value) if isinstance(parsed, bool)
+                          else type(parsed)(value)), f"--{name} parsed as {parsed!r}"
+
+
+def test_vswin_serve_parser_rejects_what_tensorflow_model_server_would_not_run(parser, capsys):
+    from vswin.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", *entrypoint_flags(parser), "--xla_gpu_compilation_enabled=maybe"])
+    assert "expected true or false" in capsys.readouterr().err

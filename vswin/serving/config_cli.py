@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--map", action="append", default=[], metavar="PREFIX=DIR",
                          help="Without --server: look for base paths under PREFIX in DIR (e.g. /models=./exports).")
         sub.add_argument("--wait", type=float, default=120.0,
-                         help="Seconds to wait for a newly served version to load (with --server; default 120).")
+                         help="With --server: seconds a reload and a new version's loading may take (default 120).")
         if name == "promote":
             sub.add_argument("--label", required=True, help="Label to move, e.g. canary or stable.")
             source = sub.add_mutually_exclusive_group(required=True)
@@ -108,7 +108,7 @@ def run_label_move(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"vswin config {args.action}: {err}", file=sys.stderr)
         return 1
-    server = ServerControl(args.server) if args.server else None
+    server = ServerControl(args.server, timeout=args.wait) if args.server else None
     loaded = server.not_available if server else version_on_disk(path_map)
     rollout = Rollout(Path(args.config), loaded, server, wait_seconds=args.wait)
     try:

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Mapping
 
 from tensorflow_serving.config import model_server_config_pb2
 
-from vswin.serving.rollout import LABEL_PATTERN
+from vswin.serving.model_config import LABEL_PATTERN
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
@@ -96,42 +96,31 @@ def served_versions(entry: ModelConfig, available: list[int]) -> list[int]:
 
 
 def validate_config(config: ModelServerConfig, path_map: Mapping[str, str] | None = None) -> list[str]:
-    """Every problem with `config` against the file system (empty list: a server can serve all of it)."""
-    if config.WhichOneof("config") != "model_config_list":
-        return ["the config has no model_config_list"]
+    """Every problem of a parsed and checked config (`read_model_config`) against the file system.
+
+    Empty: a server can load every version the config serves and every label points at one of them.
+    """
+    entries = config.model_config_list.config
+    if not entries:
+        return ["model_config_list lists no models"]
     problems: list[str] = []
-    names: set[str] = set()
-    for entry in config.model_config_list.config:
-        problems += _entry_problems(entry, names, path_map or {})
-    if not names:
-        problems.append("model_config_list lists no models")
+    for entry in entries:
+        problems += _entry_problems(entry, path_map or {})
     return problems
 
 
-def _entry_problems(entry: ModelConfig, names: set[str], path_map: Mapping[str, str]) -> list[str]:
-    name = entry.name or "<unnamed>"
-    if not entry.name:
-        return ["a model entry has no name"]
-    if entry.name in names:
-        return [f"model {name!r} appears more than once"]
-    names.add(entry.name)
-    if entry.model_platform not in ("", "tensorflow"):
-        return [f"model {name!r}: model_platform {entry.model_platform!r} is not 'tensorflow'"]
-    if not entry.base_path:
-        return [f"model {name!r} has no base_path"]
+def _entry_problems(entry: ModelConfig, path_map: Mapping[str, str]) -> list[str]:
+    name = entry.name
     base = local_path(entry.base_path, path_map)
     if not base.is_dir():
         return [f"model {name!r}: base_path {base} does not exist"]
-    available = version_dirs(base)
-    served = served_versions(entry, available)
+    served = served_versions(entry, version_dirs(base))
     problems = []
     if not served:
         problems.append(f"model {name!r}: no version directories under {base}")
     for version in served:
         problems += [f"model {name!r} version {version}: {p}" for p in savedmodel_problems(base / str(version))]
     for label, version in sorted(entry.version_labels.items()):
-        if not LABEL_PATTERN.match(label):
-            problems.append(f"model {name!r}: label {label!r} must match [a-zA-Z0-9_]+")
         if version not in served:
             problems.append(f"model {name!r}: label {label!r} points at version {version}, which is not served "
                             f"(served: {served})")
@@ -166,8 +155,10 @@ def generate_config(models_root: Path, policy: str = "latest", num_versions: int
         if policy == "latest":
             outside = {label: v for label, v in resolved.items() if v not in versions[-num_versions:]}
             if outside:
-                raise ValueError(f"{model_dir.name}: labels {outside} point outside the latest {num_versions} "
-                                 f"version(s) {versions[-num_versions:]}; raise --num-versions or use --policy specific")
+                raise ValueError(
+                    f"{model_dir.name}: labels {outside} point outside the latest {num_versions} "
+                    f"version(s) {versions[-num_versions:]}; raise --num-versions or use --policy specific"
+                )
             entry.model_version_policy.latest.num_versions = num_versions
         elif policy == "all":
             entry.model_version_policy.all.SetInParent()

@@ -18,20 +18,19 @@ import dataclasses
 import datetime
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from vswin.serving.model_config import LABEL_PATTERN, config_text, read_model_config
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
 
-STABLE, CANARY = "stable", "canary"
-LABEL_PATTERN = re.compile(r"^[a-zA-Z0-9_]+$")  # TF Serving's rule for version labels
+STABLE = "stable"
 JOURNAL_SUFFIX = ".journal"
 
 
@@ -45,19 +44,12 @@ class PendingLoad(RolloutError):
 
 def read_config(path: Path) -> ModelServerConfig:
     """The models.config at `path` (ValueError naming the file and the problem)."""
-    config = ModelServerConfig()
-    try:
-        text_format.Parse(Path(path).read_text(), config)
-    except OSError as err:
-        raise ValueError(f"cannot read model config file {path}: {err.strerror or err}") from err
-    except text_format.ParseError as err:
-        raise ValueError(f"{path}: not a valid ModelServerConfig text proto: {err}") from err
-    return config
+    return read_model_config(path)
 
 
 def write_config(path: Path, config: ModelServerConfig) -> None:
     """Replace `path` with `config` in one rename, so readers see the old file or the new one."""
-    _replace_text(Path(path), text_format.MessageToString(config))
+    _replace_text(Path(path), config_text(config))
 
 
 def _replace_text(path: Path, text: str) -> None:
@@ -235,7 +227,8 @@ class Rollout:
 class ServerControl:
     """ModelService calls on a running TF Serving (or `vswin serve`): reload the config, ask a version's state."""
 
-    def __init__(self, target: str, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, timeout: float = 120.0) -> None:
+        """`timeout` bounds each call; a reload may block until the versions it adds have loaded."""
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc
 
@@ -269,7 +262,7 @@ class ServerControl:
         request.model_spec.name = name
         request.model_spec.version.value = version
         try:
-            response = self._stub.GetModelStatus(request, timeout=self.timeout)
+            response = self._stub.GetModelStatus(request, timeout=min(self.timeout, 10.0))
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 return None
