@@ -36,7 +36,7 @@ from vswin.bench.localserver import LocalServer, write_batching_parameters
 from vswin.bench.loadgen import LoadSettings
 from vswin.bench.payload import ClipPool, random_clips
 from vswin.bench.report import write_json
-from vswin.bench.transport import GrpcTransport, SavedModelTransport, Transport
+from vswin.bench.transport import GrpcTransport, SavedModelTransport, Transport, read_export_metadata
 
 MODEL = "vswin_bench"
 log = logging.getLogger("comparisons")
@@ -54,7 +54,7 @@ def export(args: argparse.Namespace, base: Path) -> Path:
     command = [
         sys.executable, "-m", "vswin", "export", *weights, "--arch", args.arch, "--out", str(base),
         "--name", MODEL, "--version", "1", "--frames", str(args.frames), "--size", str(args.size),
-        "--batch-sizes", f"1,{args.batch_size},8",
+        "--batch-sizes", ",".join(map(str, sorted({1, 2, 4, 8, args.batch_size}))),
     ]  # fmt: skip
     log.info("%s", " ".join(command))
     subprocess.run(command, check=True)
@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vswin-compare-")))
         export_dir = args.export_base / MODEL / "1" if args.export_base else export(args, work / "models")
-        batching = write_batching_parameters(work / "batching_parameters.txt", max_batch_size=8)
+        # Pad merged batches to the warmed-up sizes: each other size would be one more XLA compile.
+        allowed = sorted(size for size in (read_export_metadata(export_dir) or {}).get("warmup_batch_sizes", [8]) if size <= 8)
+        batching = write_batching_parameters(
+            work / "batching_parameters.txt", max_batch_size=allowed[-1], allowed_batch_sizes=allowed
+        )
 
         def server(batching_on: bool) -> LocalServer:
             """The batching-off or batching-on server, started on first use."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,15 +28,19 @@ max_enqueued_batches {{ value: {max_enqueued_batches} }}
 
 def write_batching_parameters(
     path: Path, max_batch_size: int = 8, batch_timeout_micros: int = 20_000, num_batch_threads: int = 1,
-    max_enqueued_batches: int = 100,
+    max_enqueued_batches: int = 100, allowed_batch_sizes: Sequence[int] = (),
 ) -> Path:  # fmt: skip
-    """A batching_parameters.txt for `--enable_batching --batching_parameters_file`."""
-    path.write_text(
-        BATCHING_TEMPLATE.format(
-            max_batch_size=max_batch_size, batch_timeout_micros=batch_timeout_micros,
-            num_batch_threads=num_batch_threads, max_enqueued_batches=max_enqueued_batches,
-        )  # fmt: skip
-    )
+    """A batching_parameters.txt for `--enable_batching --batching_parameters_file`.
+
+    Pass the export's warmed-up batch sizes as `allowed_batch_sizes` (the last equal to
+    `max_batch_size`) when serving an XLA signature: merged batches are then padded to a size
+    already compiled instead of compiling a new program for every batch size the queue forms.
+    """
+    text = BATCHING_TEMPLATE.format(
+        max_batch_size=max_batch_size, batch_timeout_micros=batch_timeout_micros,
+        num_batch_threads=num_batch_threads, max_enqueued_batches=max_enqueued_batches,
+    )  # fmt: skip
+    path.write_text(text + "".join(f"allowed_batch_sizes: {size}\n" for size in allowed_batch_sizes))
     return path
 
 
