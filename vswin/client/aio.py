@@ -16,7 +16,7 @@ import numpy as np
 
 from vswin.client import protos
 from vswin.client import requests as rq
-from vswin.client.channel import ChannelSettings, RetryPolicy
+from vswin.client.base import ClientBase
 from vswin.client.errors import RETRYABLE, DeadlineExceeded, InvalidInput, from_rpc_error
 from vswin.client.extract import EXTRACT_ERRORS, ExtractOptions, ExtractResult, assemble, flat_views
 from vswin.client.metadata import ModelInfo, parse_metadata
@@ -24,7 +24,7 @@ from vswin.client.metadata import ModelInfo, parse_metadata
 log = logging.getLogger(__name__)
 
 
-class AsyncVideoSwinClient:
+class AsyncVideoSwinClient(ClientBase):
     """The asyncio twin of VideoSwinClient (same arguments and errors); create it inside a running loop.
 
     `features` sends its batches concurrently; `extract_many` decodes videos on
@@ -32,45 +32,8 @@ class AsyncVideoSwinClient:
     at a time.
     """
 
-    def __init__(
-        self,
-        target: str,
-        model: str,
-        version: int | None = None,
-        label: str | None = None,
-        signature: str = "serving_default",
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        max_batch: int = 8,
-        **channel: object,
-    ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, got {timeout}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model = rq.ModelRef(model, version, label)
-        self.signature = signature
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.settings = ChannelSettings(target=target, **channel)
-        self.max_batch = max_batch
-        options = self.settings.options()
-        if self.settings.secure:
-            self._channel = grpc.aio.secure_channel(target, self.settings.credentials(), options=options)
-        else:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
-        self._methods = {
-            path: self._channel.unary_unary(
-                path, request_serializer=rq.serialize, response_deserializer=resp.FromString
-            )
-            for path, _, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
-        }
-        self._info: dict[str, ModelInfo] = {}
-        self._info_lock = asyncio.Lock()
-
-    @property
-    def target(self) -> str:
-        return self.settings.target
+    grpc_module = grpc.aio
+    lock_type = asyncio.Lock
 
     async def close(self) -> None:
         await self._channel.close()
@@ -109,7 +72,7 @@ class AsyncVideoSwinClient:
     async def model_info(self, signature: str | None = None, refresh: bool = False, timeout: float | None = None) -> ModelInfo:
         """Signatures, clip geometry, feature dim and version from GetModelMetadata; cached."""
         signature = signature or self.signature
-        async with self._info_lock:
+        async with self._lock:
             if refresh or signature not in self._info:
                 response = await self._call(protos.GET_MODEL_METADATA, rq.metadata_request(self.model, signature), timeout)
                 self._info[signature] = parse_metadata(response, signature)

@@ -14,7 +14,7 @@ import numpy as np
 
 from vswin.client import protos
 from vswin.client import requests as rq
-from vswin.client.channel import ChannelSettings, RetryPolicy
+from vswin.client.base import ClientBase
 from vswin.client.errors import (
     RETRYABLE,
     DeadlineExceeded,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class VideoSwinClient:
+class VideoSwinClient(ClientBase):
     """Calls one model on a TF Serving (or `vswin serve`) endpoint over gRPC.
 
     `timeout` is each call's deadline in seconds, retries included; retries
@@ -44,45 +44,8 @@ class VideoSwinClient:
     manager or call close().
     """
 
-    def __init__(
-        self,
-        target: str,
-        model: str,
-        version: int | None = None,
-        label: str | None = None,
-        signature: str = "serving_default",
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        max_batch: int = 8,
-        **channel: object,
-    ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, got {timeout}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model = rq.ModelRef(model, version, label)
-        self.signature = signature
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.settings = ChannelSettings(target=target, **channel)
-        self.max_batch = max_batch
-        options = self.settings.options()
-        if self.settings.secure:
-            self._channel = grpc.secure_channel(target, self.settings.credentials(), options=options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=options)
-        self._methods = {
-            path: self._channel.unary_unary(
-                path, request_serializer=rq.serialize, response_deserializer=resp.FromString
-            )
-            for path, _, resp in (protos.PREDICT, protos.GET_MODEL_METADATA, protos.GET_MODEL_STATUS)
-        }
-        self._info: dict[str, ModelInfo] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def target(self) -> str:
-        return self.settings.target
+    grpc_module = grpc
+    lock_type = threading.Lock
 
     def close(self) -> None:
         self._channel.close()
