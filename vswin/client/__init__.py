@@ -12,8 +12,9 @@ don't pay for grpc and OpenCV.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from vswin.lazy import lazy_exports
 
 _EXPORTS = {
     "AsyncVideoSwinClient": "vswin.client.aio",
@@ -39,19 +40,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'vswin.client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from vswin.client.aio import AsyncVideoSwinClient

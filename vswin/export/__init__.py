@@ -9,17 +9,10 @@ Names load on first use, so `vswin.export.options` (and the CLI) stay free of Te
 
 from __future__ import annotations
 
-import importlib
+from vswin.lazy import lazy_exports
 
 _EXPORTS = {name: "vswin.export.savedmodel" for name in ("dtype_policy", "export_model", "read_labels")}
 _EXPORTS["PRECISIONS"] = "vswin.export.options"
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'vswin.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
