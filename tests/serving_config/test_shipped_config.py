@@ -1,0 +1,85 @@
+"""The shipped serving_config/models.config, with /models mounted on a local folder, serves the fixture export.
+
+Each of the six model names gets a copy of the exported fixture as version 1 (the layout `vswin export
+--out /models --name NAME` writes); the only change to the config is the /models prefix, as a volume
+mount would make it. Requests are built with tensorflow_serving.apis exactly as a TF Serving client does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+
+from tests.serving.requests import predict_request, states, status_request
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(420)
+
+
+def wait_serving(server: subprocess.Popen, channel: grpc.Channel, log: Path, timeout: float = 300.0) -> None:
+    """Until the health service says SERVING (every configured model has a servable version)."""
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.poll() is None, f"vswin serve exited ({server.returncode}):\n{log.read_text()[-4000:]}"
+        try:
+            if health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:  # not listening yet
+            pass
+        assert time.monotonic() < deadline, f"not SERVING in {timeout} s:\n{log.read_text()[-4000:]}"
+        time.sleep(0.5)
+
+
+def test_shipped_models_config_serves_the_fixture_export(micro_export, tmp_path, free_port, subprocess_env):
+    shipped = (REPO / "serving_config" / "models.config").read_text()
+    mounted = tmp_path / "models"
+    config = tmp_path / "models.config"
+    config.write_text(shipped.replace('base_path: "/models/', f'base_path: "{mounted}/'))
+    names = [entry.name for entry in text_format.Parse(
+        config.read_text(), model_server_config_pb2.ModelServerConfig()).model_config_list.config]  # fmt: skip
+    assert len(names) == 6
+    for name in names:
+        shutil.copytree(micro_export / "1", mounted / name / "1")
+
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "vswin", "serve", f"--port={free_port}", "--host=127.0.0.1",
+               f"--model_config_file={config}", "--enable_grpc_healthcheck_service",
+               "--xla_cpu_compilation_enabled=true", "--enable_model_warmup=false"]  # fmt: skip
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=subprocess_env)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{free_port}") as channel:
+            wait_serving(server, channel, log)
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            assert {name: states(models.GetModelStatus(status_request(name), timeout=10)) for name in names} == {
+                name: {1: "AVAILABLE"} for name in names
+            }
+            frames = np.random.default_rng(0).integers(0, 256, size=(1, 16, 64, 64, 3), dtype=np.uint8)
+            predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            response = predict.Predict(predict_request(names[0], {"frames": frames}, label="stable"), timeout=120)
+            features = tf.make_ndarray(response.outputs["features"])
+            assert (response.model_spec.name, response.model_spec.version.value) == (names[0], 1)
+            assert response.model_spec.signature_name == "serving_default"
+            assert features.shape == (1, 192) and np.isfinite(features).all()
+        in_process = tf.saved_model.load(str(micro_export / "1")).signatures["features_graph"]
+        np.testing.assert_allclose(features, in_process(frames=tf.constant(frames))["features"].numpy(), atol=1e-4)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
