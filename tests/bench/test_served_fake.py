@@ -89,3 +89,29 @@ def test_serve_command_names_an_unknown_model(serving, subprocess_env, tmp_path)
     assert done.returncode != 0
     assert "NOT_FOUND" in done.stderr and "nope" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_setting_without_a_window_is_recorded_and_the_sweep_goes_on(serving, subprocess_env, tmp_path):
+    """Windows of 5 s cannot complete within --max-duration-s 1: each setting fails on its own, the run reports."""
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+               "--concurrency", "1,2", "--measurement-interval-ms", "5000", "--max-duration-s", "1",
+               "--warmup-s", "0", "--out", str(tmp_path), "--name", "short"]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "concurrency=1 failed: " in done.stderr and "concurrency=2 failed: " in done.stderr
+    document = json.loads((tmp_path / "short.json").read_text())
+    assert document["results"] == []
+    assert [(f["mode"], f["value"]) for f in document["failed_settings"]] == [("concurrency", 1), ("concurrency", 2)]
+    assert "no measurement window completed" in document["failed_settings"][0]["error"]
+
+
+def test_tls_flags_reach_the_channel(serving, tmp_path):
+    """--root-certs turns TLS on: against the plaintext stand-in the handshake fails, as it must."""
+    from vswin.cli import main
+
+    certs = tmp_path / "roots.pem"
+    certs.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    with pytest.raises(SystemExit, match="UNAVAILABLE.*(security|handshak)"):
+        main(["bench", "serve", "--server", serving.target, "--model", "toy", "--root-certs", str(certs),
+              "--timeout", "3", "--out", str(tmp_path), *QUICK])  # fmt: skip

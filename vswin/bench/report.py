@@ -15,9 +15,16 @@ SCHEMA = "vswin.bench.serve/1"
 
 
 def run_document(
-    results: list[SettingResult], machine: dict[str, object], target: dict[str, object], settings: dict[str, object]
+    results: list[SettingResult],
+    machine: dict[str, object],
+    target: dict[str, object],
+    settings: dict[str, object],
+    failed: list[dict[str, object]] = (),
 ) -> dict[str, object]:
-    """Everything a figure needs to be read later: results plus machine, versions, model and settings."""
+    """Everything a figure needs to be read later: results plus machine, versions, model and settings.
+
+    `failed` lists the settings that produced no result ({mode, value, error}).
+    """
     return {
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -25,6 +32,29 @@ def run_document(
         "target": target,
         "settings": settings,
         "results": [jsonable(dataclasses.asdict(r)) for r in results],
+        "failed_settings": list(failed),
+    }
+
+
+def context_columns(document: dict[str, object]) -> dict[str, object]:
+    """The run's identity as flat CSV columns, so a CSV read alone still says where its figures come from."""
+    machine = document.get("machine") or {}
+    target = document.get("target") or {}
+    packages = machine.get("packages") or {}
+    return {
+        "created": document.get("created"),
+        "model": target.get("model") or target.get("export_dir"),
+        "version": target.get("version"),
+        "signature": target.get("signature"),
+        "transport": target.get("transport"),
+        "server_flags": target.get("server_flags"),
+        "cpu": machine.get("cpu"),
+        "cores": machine.get("cores"),
+        "gpus": ";".join(str(g) for g in machine.get("gpus") or []),
+        "vswin_serving": packages.get("vswin-serving"),
+        "tensorflow": packages.get("tensorflow"),
+        "grpcio": packages.get("grpcio"),
+        "vswin_commit": machine.get("vswin_commit"),
     }
 
 
@@ -45,10 +75,10 @@ def write_json(document: dict[str, object], path: Path) -> Path:
     return path
 
 
-def write_csv(results: list[SettingResult], path: Path) -> Path:
-    """One row per setting, columns as SettingResult.row(): the perf_analyzer-style export."""
+def write_csv(results: list[SettingResult], path: Path, context: dict[str, object] | None = None) -> Path:
+    """One row per setting, columns as SettingResult.row() (the perf_analyzer-style export), then `context`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [r.row() for r in results]
+    rows = [{**r.row(), **(context or {})} for r in results]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -134,5 +164,8 @@ def write_all(
     """JSON, CSV and plots under out_dir, named after `stem`."""
     if not results:
         raise ValueError("no results to report")
-    paths = [write_json(document, out_dir / f"{stem}.json"), write_csv(results, out_dir / f"{stem}.csv")]
+    paths = [
+        write_json(document, out_dir / f"{stem}.json"),
+        write_csv(results, out_dir / f"{stem}.csv", context_columns(document)),
+    ]
     return paths + plot(results, out_dir, stem, title)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+
+from vswin.client.cli import add_tls_arguments, tls_options
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--label", help="model version label, e.g. stable")
     parser.add_argument("--signature", default="serving_default", help="signature to call (default serving_default)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request deadline in seconds (default 60)")
+    add_tls_arguments(parser)
     parser.add_argument("--video", type=Path, help="make the clips from this video instead of random frames")
     parser.add_argument("--clips", type=int, default=8, help="distinct clips to cycle through (default 8)")
     parser.add_argument("--export-dir", type=Path, help="the served export's directory, to record its vswin.json")
@@ -97,7 +101,7 @@ def open_transport(args: argparse.Namespace) -> object:
         raise SystemExit("vswin bench serve: --model is required with --server")
     return GrpcTransport(
         args.server, args.model, version=args.version, label=args.label, signature=args.signature,
-        timeout=args.timeout, export_dir=args.export_dir,
+        timeout=args.timeout, export_dir=args.export_dir, **tls_options(args),
     )  # fmt: skip
 
 
@@ -114,23 +118,29 @@ def run(args: argparse.Namespace) -> int:
         transport = open_transport(args)
     except (ValueError, VideoSwinClientError) as err:
         raise SystemExit(f"vswin bench serve: {err}") from None
+    results, failed = [], []
     try:
         spec = transport.input
-        clips = (
-            video_clips(args.video, spec.clip_shape, args.clips)
-            if args.video
-            else random_clips(spec.clip_shape, args.clips, args.seed)
-        )
+        try:
+            clips = (
+                video_clips(args.video, spec.clip_shape, args.clips)
+                if args.video
+                else random_clips(spec.clip_shape, args.clips, args.seed)
+            )
+        except (ValueError, VideoSwinClientError) as err:
+            raise SystemExit(f"vswin bench serve: {err}") from None
         pool = ClipPool(clips, spec.dtype)
-        results = []
-        if args.rate:
-            for rate in args.rate:
-                log.info("open loop at %g requests/s", rate)
-                results.append(loadgen.open_loop(transport, pool, rate, settings, seed=args.seed))
-        else:
-            for concurrency in args.concurrency or [1, 2, 4, 8]:
-                log.info("closed loop at concurrency %d", concurrency)
-                results.append(loadgen.closed_loop(transport, pool, concurrency, settings))
+        mode, values = ("rate", args.rate) if args.rate else ("concurrency", args.concurrency or [1, 2, 4, 8])
+        for value in values:
+            log.info("%s at %g", "open loop, requests/s" if args.rate else "closed loop, concurrency", value)
+            try:
+                if args.rate:
+                    results.append(loadgen.open_loop(transport, pool, value, settings, seed=args.seed))
+                else:
+                    results.append(loadgen.closed_loop(transport, pool, value, settings))
+            except ValueError as err:  # e.g. no window completed within the bounds: report it, go on
+                log.error("%s=%g failed: %s", mode, value, err)
+                failed.append({"mode": mode, "value": value, "error": str(err)})
         target = transport.metadata()
     finally:
         transport.close()
@@ -139,16 +149,25 @@ def run(args: argparse.Namespace) -> int:
                          "dtype": spec.dtype, "clip_shape": list(spec.clip_shape)}  # fmt: skip
     recorded = dataclasses.asdict(settings)
     stem = args.name or _stem(target, args)
-    document = report.run_document(results, machine.describe(), target, recorded)
-    title = f"{stem} ({machine.describe()['cpu']}, {machine.describe()['cores']} cores)"
-    report.print_table(results, title)
-    if args.no_plots:
-        paths = [report.write_json(document, args.out / f"{stem}.json"), report.write_csv(results, args.out / f"{stem}.csv")]
+    described = machine.describe()
+    document = report.run_document(results, described, target, recorded, failed)
+    title = f"{stem} ({described['cpu']}, {described['cores']} cores)"
+    if not results:
+        paths = [report.write_json(document, args.out / f"{stem}.json")]
+    elif args.no_plots:
+        paths = [
+            report.write_json(document, args.out / f"{stem}.json"),
+            report.write_csv(results, args.out / f"{stem}.csv", report.context_columns(document)),
+        ]
     else:
         paths = report.write_all(results, document, args.out, stem, title)
+    if results:
+        report.print_table(results, title)
     for path in paths:
         print(f"wrote {path}")
-    return 0
+    for failure in failed:
+        print(f"vswin bench serve: {failure['mode']}={failure['value']:g} failed: {failure['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _stem(target: dict, args: argparse.Namespace) -> str:

@@ -76,7 +76,9 @@ class GrpcTransport:
     """PredictionService/Predict on a TF Serving-compatible server, through vswin.client's request code.
 
     The request is built and serialized here, and the channel call sends raw
-    bytes, so serialization and the round trip are timed apart.
+    bytes, so serialization and the round trip are timed apart. Channel keyword
+    arguments (tls, root_certificates, client_certificate, client_key, ...) go to
+    ChannelSettings, as for VideoSwinClient.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class GrpcTransport:
         signature: str = "serving_default",
         timeout: float = 60.0,
         export_dir: str | Path | None = None,
+        **channel: object,
     ) -> None:
         import grpc
 
@@ -101,23 +104,27 @@ class GrpcTransport:
         self.signature = signature
         self.timeout = timeout
         self._model = ModelRef(model, version, label)
-        with VideoSwinClient(target, model, version=version, label=label, signature=signature, timeout=timeout) as c:
-            self.info = c.model_info()
+        with VideoSwinClient(
+            target, model, version=version, label=label, signature=signature, timeout=timeout, **channel
+        ) as client:
+            self.info = client.model_info()
         spec = self.info.input
         dtype = {"DT_UINT8": "uint8", "DT_FLOAT": "float32"}.get(spec.dtype)
         if dtype is None:
             raise ValueError(f"signature {signature!r} input {spec.describe()}: only uint8 frames or float32 clips")
         self.input = InputSpec(spec.name, dtype, self.info.clip_shape)
         self._export = read_export_metadata(export_dir)
-        settings = ChannelSettings(target=target)
-        self._channel = grpc.insecure_channel(target, options=settings.options())
+        # Only `features` where the signature has it (less to deserialize); all outputs otherwise.
+        outputs = self.info.signatures[signature].outputs
+        self._output_filter = ["features"] if "features" in outputs else None
+        self._channel = ChannelSettings(target=target, **channel).open(grpc)
         self._predict = self._channel.unary_unary(protos.PREDICT[0])
 
     def send(self, batch: np.ndarray) -> Timings:
         from vswin.client.requests import encode_predict_request, predict_outputs
 
         t0 = time.perf_counter()
-        payload = encode_predict_request(self._model, self.signature, {self.input.name: batch}, ["features"])
+        payload = encode_predict_request(self._model, self.signature, {self.input.name: batch}, self._output_filter)
         t1 = time.perf_counter()
         try:
             answer = self._predict(payload, timeout=self.timeout)

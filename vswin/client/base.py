@@ -39,11 +39,7 @@ class ClientBase:
         self.retry = retry or RetryPolicy()
         self.settings = ChannelSettings(target=target, **channel)
         self.max_batch = max_batch
-        options = self.settings.options()
-        if self.settings.secure:
-            self._channel = self.grpc_module.secure_channel(target, self.settings.credentials(), options=options)
-        else:
-            self._channel = self.grpc_module.insecure_channel(target, options=options)
+        self._channel = self.settings.open(self.grpc_module)
         self._methods = {
             path: self._channel.unary_unary(
                 path, request_serializer=rq.serialize, response_deserializer=resp.FromString

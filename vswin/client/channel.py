@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 
@@ -98,6 +99,12 @@ class ChannelSettings:
             private_key=_pem(self.client_key),
             certificate_chain=_pem(self.client_certificate),
         )
+
+    def open(self, grpc_module: ModuleType = grpc) -> grpc.Channel:
+        """A channel to `target` with these settings; `grpc_module` is `grpc` or `grpc.aio`."""
+        if self.secure:
+            return grpc_module.secure_channel(self.target, self.credentials(), options=self.options())
+        return grpc_module.insecure_channel(self.target, options=self.options())
 
 
 def _pem(value: bytes | str | Path | None) -> bytes | None:

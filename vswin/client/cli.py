@@ -56,12 +56,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode-workers", type=int, help="Video decode threads (default: CPU count).")
     parser.add_argument("--max-batch", type=int, default=8, help="Clips per request at most (default 8).")
     parser.add_argument("--timeout", type=float, default=60.0, help="Deadline per request, seconds (default 60).")
+    add_tls_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    parser.set_defaults(func=run)
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tls, --root-certs, --client-cert, --client-key: for every command that calls a server."""
     parser.add_argument("--tls", action="store_true", help="Use TLS with the system's root certificates.")
     parser.add_argument("--root-certs", type=Path, help="PEM file of root certificates (implies TLS).")
     parser.add_argument("--client-cert", type=Path, help="PEM client certificate for mutual TLS.")
     parser.add_argument("--client-key", type=Path, help="PEM client key for mutual TLS.")
-    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
-    parser.set_defaults(func=run)
+
+
+def tls_options(args: argparse.Namespace) -> dict[str, object]:
+    """The add_tls_arguments options as ChannelSettings keyword arguments."""
+    return {
+        "tls": args.tls,
+        "root_certificates": args.root_certs,
+        "client_certificate": args.client_cert,
+        "client_key": args.client_key,
+    }
 
 
 def read_video_list(videos: list[str], list_file: Path | None) -> list[str]:
@@ -141,10 +156,7 @@ async def _extract_all(args: argparse.Namespace, videos: list[str], skipped: int
         signature=args.signature,
         timeout=args.timeout,
         max_batch=args.max_batch,
-        tls=args.tls,
-        root_certificates=args.root_certs,
-        client_certificate=args.client_cert,
-        client_key=args.client_key,
+        **tls_options(args),
     )
     async with client:
         try:
