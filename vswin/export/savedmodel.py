@@ -57,7 +57,12 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
         archive.add_endpoint(endpoint.name, endpoint.traced())
 
     names = [endpoint.name for endpoint in endpoints]
-    frame_signatures = [e.name for e in endpoints if e.input_spec.name == "frames"]
+    # Warm up every frames signature a server of this export can run: with the graph default that is
+    # a server without XLA, where replaying `features_xla` would fail and keep the version from loading.
+    frame_signatures = [
+        e.name for e in endpoints
+        if e.input_spec.name == "frames" and not (e.jit_compile and default_signature == sigs.GRAPH)
+    ]
     with versions.staged_version(model_base, version, overwrite) as staging:
         archive.write_out(str(staging), verbose=False)
         assets_extra = staging / "assets.extra"

@@ -1,0 +1,46 @@
+"""An export made with `--default-signature graph` loads, warmup on, on a server that cannot compile XLA.
+
+That is the documented fallback for such servers, so its warmup file must not hold
+requests for the one XLA signature it keeps (`features_xla`).
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.serving.requests import config_for, predict_request, states, status_request
+from vswin.export.warmup import WARMUP_FILE, read_warmup
+
+
+@pytest.fixture(scope="module")
+def graph_default_export(tmp_path_factory, micro_checkpoint, micro_arch):
+    import vswin.model
+    from vswin.export import export_model
+
+    base = tmp_path_factory.mktemp("models")
+    model = vswin.model.load(micro_checkpoint, micro_arch)
+    export_model(model, base, "tiny", version=1, frames=16, size=(64, 64), batch_sizes=(1,),
+                 default_signature="graph")  # fmt: skip
+    return base / "tiny"
+
+
+def test_warmup_leaves_out_the_xla_signature(graph_default_export):
+    logs = read_warmup(graph_default_export / "1" / "assets.extra" / WARMUP_FILE)
+    signatures = {log.predict_log.request.model_spec.signature_name for log in logs}
+    assert signatures == {"serving_default", "feature_map", "classify"}
+
+
+def test_loads_with_warmup_and_no_xla_and_serves_the_graph_signatures(graph_default_export, start_server, stubs):
+    server = start_server(config_for(graph_default_export), enable_model_warmup=True)
+    predict, models = stubs(server)
+    assert states(models.GetModelStatus(status_request("tiny"), timeout=60)) == {1: "AVAILABLE"}
+    frames = np.random.default_rng(0).integers(0, 256, size=(1, 16, 64, 64, 3), dtype=np.uint8)
+    features = tf.make_ndarray(predict.Predict(predict_request("tiny", {"frames": frames}), timeout=60).outputs["features"])
+    assert features.shape == (1, 192) and np.isfinite(features).all()
+    with pytest.raises(grpc.RpcError) as caught:  # the XLA variant needs --xla_cpu_compilation_enabled
+        predict.Predict(predict_request("tiny", {"frames": frames}, "features_xla"), timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "XLA compilation disabled" in caught.value.details()
