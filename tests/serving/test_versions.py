@@ -218,4 +218,20 @@ def test_label_on_a_version_the_new_policy_drops_is_rejected(start_server, stubs
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert served_version(predict, label="stable") == 1
-    assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE", 2: "END"}
+    # Rejected before anything moved: the old policy's versions all still serve.
+    assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE", 2: "AVAILABLE"}
+
+
+def test_rejected_reload_leaves_the_old_config_serving(start_server, stubs, three_versions):
+    """A new policy with a label on a version it does not serve: nothing loads or unloads, labels keep working."""
+    server = start_server(config_for(three_versions, "specific { versions: 1 }", {"stable": 1}))
+    predict, models = stubs(server)
+    with pytest.raises(grpc.RpcError) as caught:
+        models.HandleReloadConfigRequest(
+            reload_request(config_for(three_versions, "specific { versions: 2 }", {"stable": 3})), timeout=60
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "version 3 of model tiny" in caught.value.details()
+    assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE"}
+    assert served_version(predict, label="stable") == 1
+    assert served_version(predict) == 1

@@ -96,13 +96,16 @@ class ModelManager:
         """Serve `config`: load what it asks for, unload the rest, then set its version labels.
 
         Raises ServingError (and keeps the old labels) when a label points at a
-        version that is not available, as TF Serving's ReloadConfig does.
+        version that is not available, as TF Serving's ReloadConfig does. A label
+        on a version the new policy will not serve is rejected before anything
+        loads or unloads, so such a config leaves the old one serving untouched.
         """
         try:
             check_model_config(config)
         except ValueError as err:
             raise invalid_argument(str(err)) from err
         with self._reconcile_lock:
+            self._check_labels_servable(config)
             entries = {entry.name: entry for entry in config.model_config_list.config}
             with self._lock:
                 removed = [name for name in self._models if name not in entries]
@@ -274,6 +277,22 @@ class ModelManager:
         if self._on_state is not None:  # a failed load is END in GetModelStatus, ERROR in metrics
             self._on_state(name, state.version, "ERROR" if value == END and state.error else value)
 
+    def _label_allowed(self, name: str, label: str, ready: bool) -> bool:
+        """A label may point at a version that is not ready only when new and the server allows it."""
+        model = self._models.get(name)
+        new_label = model is None or label not in model.labels
+        return ready or (self.allow_labels_for_unavailable and new_label)
+
+    def _check_labels_servable(self, config: ModelServerConfig) -> None:
+        """FAILED_PRECONDITION for a label on a version that `config`'s own policy will not serve."""
+        for entry in config.model_config_list.config:
+            aspired = aspired_versions(entry, scan_versions(entry.base_path)) if entry.version_labels else set()
+            for label, version in entry.version_labels.items():
+                with self._lock:
+                    allowed = self._label_allowed(entry.name, label, version in aspired)
+                if not allowed:
+                    raise _unavailable_label(entry.name, version)
+
     def _set_labels(self, entries: dict[str, ModelConfig], aspired: dict[str, set[int]]) -> None:
         with self._lock:
             updates: dict[str, dict[str, int]] = {}
@@ -282,15 +301,17 @@ class ModelManager:
                 for label, version in entry.version_labels.items():
                     state = model.versions.get(version)
                     ready = state is not None and state.state == AVAILABLE and version in aspired[name]
-                    new_label = label not in model.labels
-                    if not ready and not (self.allow_labels_for_unavailable and new_label):
-                        raise failed_precondition(
-                            f"Request to assign label to version {version} of model {name}, which is not "
-                            "currently available for inference"
-                        )
+                    if not self._label_allowed(name, label, ready):
+                        raise _unavailable_label(name, version)
                 updates[name] = dict(entry.version_labels)
             for name, labels in updates.items():
                 self._models[name].labels = labels
+
+
+def _unavailable_label(name: str, version: int) -> ServingError:
+    return failed_precondition(
+        f"Request to assign label to version {version} of model {name}, which is not currently available for inference"
+    )
 
 
 def _copy(state: VersionState) -> VersionState:
