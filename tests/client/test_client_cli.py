@@ -83,3 +83,21 @@ def test_extract_reports_an_unreachable_server_and_bad_arguments(free_port, real
     assert nothing.returncode == 2 and "no videos given" in nothing.stderr
     clash = _extract(subprocess_env, "a/clip.mp4", "b/clip.mp4", "--server", "x:1", "--model", "m", "--out", tmp_path)
     assert clash.returncode == 2 and "would both write" in clash.stderr
+
+
+def test_vswin_extract_dense_sample_range_narrows_the_starts(fake_server, real_videos, subprocess_env):
+    """Dense test-mode starts spread over [0, frames - sample_range]: a range of 64 ends 56 frames before
+    the default one (the clip span, 4 frames x interval 2 = 8)."""
+
+    def last_start(*extra: str) -> int:
+        command = [
+            sys.executable, "-m", "vswin", "extract", str(real_videos["bikes"]), "--server", fake_server.target,
+            "--model", "fake", "--sampling", "dense", "--clips", "3", "--crops", "1", "--format", "jsonl", *extra,
+        ]  # fmt: skip
+        result = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        starts = json.loads(result.stdout)["clip_start_frames"]
+        assert starts[0] == 0 and len(starts) == 3
+        return starts[-1]
+
+    assert last_start() - last_start("--sample-range", "64") == 56

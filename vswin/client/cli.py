@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crops", type=int, choices=(1, 3), default=3, help="1 center crop or 3 crops (default 3).")
     parser.add_argument("--frame-interval", type=int, default=2, help="Take every Nth frame (default 2).")
     parser.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
+    parser.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
     parser.add_argument("--short-side", type=int, help="Resize the short side to this before cropping.")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, help="Directory for NAME.npy, NAME.clips.npy and NAME.json.")
@@ -173,6 +174,7 @@ async def _extract_all(args: argparse.Namespace, videos: list[str], skipped: int
             "crops": args.crops,
             "frame_interval": args.frame_interval,
             "stride": args.stride,
+            "sample_range": args.sample_range,
             "short_side": args.short_side,
         }
         async for video, result in client.extract_many(

@@ -15,7 +15,7 @@ Only the fields this client reads or writes are declared; each keeps TF's field
 number, type and packing, so bytes are identical in both directions and any
 field left out survives as an unknown field. `StatusProto.error_code` is an
 enum (`tensorflow.error.Code`) in TF; it is declared `int32` here, which is the
-same varint on the wire. tests/client/test_protos.py checks every declared field
+same varint on the wire. tests/client/test_client_protos.py checks every declared field
 against `tensorflow_serving.apis` and round-trips messages both ways.
 """
 
