@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from vswin.atomic import publish
 from vswin.model.layers import relative_position_index
 
 HEAD_PREFIX = "cls_head.fc_cls."
@@ -154,7 +155,7 @@ def save_weights_atomically(model, out: str | Path) -> Path:
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

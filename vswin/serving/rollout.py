@@ -25,6 +25,7 @@ from typing import Callable
 
 from tensorflow_serving.config import model_server_config_pb2
 
+from vswin.atomic import publish
 from vswin.serving.model_config import LABEL_PATTERN, config_text, read_model_config
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -59,7 +60,7 @@ def _replace_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
