@@ -124,3 +124,32 @@ def test_deadline_passing_in_the_batch_queue_is_deadline_exceeded(start_server, 
     with pytest.raises(Aborted) as caught:
         service.Predict(request, FakeContext(remaining=0.3))
     assert caught.value.args == (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue")
+
+
+def test_a_short_deadline_fails_only_its_own_request_in_a_merged_batch(
+    start_server, stubs, model_base, tmp_path, monkeypatch
+):
+    """Servable.run honours its timeout like Session.run; a batch must not run under one caller's deadline."""
+    parameters = write_batching(tmp_path, "max_batch_size { value: 2 } batch_timeout_micros { value: 300000 } "
+                                          "num_batch_threads { value: 1 }")  # fmt: skip
+    server = start_server(config_for(model_base), enable_batching=True, batching_parameters_file=parameters)
+    predict, _ = stubs(server)
+    original = Servable.run
+
+    def slow_run(self, signature_name, inputs, output_filter=(), timeout=None):
+        if timeout is not None and timeout < 1.5:
+            from vswin.serving.errors import ServingError
+
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Timed out (run under a short deadline)")
+        time.sleep(1.5)
+        return original(self, signature_name, inputs, output_filter, timeout)
+
+    monkeypatch.setattr(Servable, "run", slow_run)
+    request = predict_request("tiny", {"frames": savedmodels.clips(1)}, "features_graph")
+    short = predict.Predict.future(request, timeout=1.0)  # first in the batch
+    time.sleep(0.05)
+    long = predict.Predict.future(request, timeout=60)
+    assert tf.make_ndarray(long.result().outputs["features"]).shape == (1, savedmodels.FEATURES)
+    with pytest.raises(grpc.RpcError) as caught:
+        short.result()
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -82,16 +82,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray], output_filter: list[str],
         timeout: float | None,
     ) -> dict[str, np.ndarray]:  # fmt: skip
-        def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return servable.run(signature_name, batch, output_filter, timeout)
-
         if self.scheduler is None:
-            return run(inputs)
+            return servable.run(signature_name, inputs, output_filter, timeout)
         from vswin.serving import batching
+
+        def run_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            # No session deadline: the batch holds other callers' requests, and each caller
+            # waits for its own rows only as long as its own deadline (submit's timeout).
+            return servable.run(signature_name, batch, output_filter)
 
         key = (servable.name, servable.version, signature_name, tuple(output_filter))
         try:
-            return self.scheduler.submit(key, inputs, run, timeout=timeout)
+            return self.scheduler.submit(key, inputs, run_batch, timeout=timeout)
         except batching.QueueFullError as err:
             raise ServingError(grpc.StatusCode.UNAVAILABLE, str(err) or "The batch scheduling queue is full") from err
         except TimeoutError as err:
