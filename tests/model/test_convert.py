@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,11 @@ def test_converted_weights_for_another_architecture_are_refused(tmp_path, micro_
     assert main(["convert", "--checkpoint", str(micro_checkpoint), "--arch", str(micro_arch), "--out", str(out)]) == 0
     with pytest.raises(CheckpointError, match="does not fit architecture"):
         vswin.model.load(out, "swin_tiny_patch244_window877_kinetics400_1k")
+
+
+def test_reading_a_pth_without_torch_names_the_extra_to_install(monkeypatch, tmp_path):
+    from vswin.model.convert import CheckpointError, read_state_dict
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` meets where torch is not installed
+    with pytest.raises(CheckpointError, match=r"needs PyTorch: pip install 'vswin-serving\[convert\]'"):
+        read_state_dict(tmp_path / "model.pth")

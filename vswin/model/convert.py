@@ -30,7 +30,12 @@ class CheckpointError(ValueError):
 
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Tensors of a `.pth` file as float32/int numpy arrays, keys normalised to `backbone.*`/`cls_head.*`."""
-    import torch
+    try:
+        import torch
+    except ImportError as err:
+        raise CheckpointError(
+            f"reading {path} needs PyTorch: pip install 'vswin-serving[convert]' (a CPU build of torch is enough)"
+        ) from err
 
     path = Path(path)
     if not path.is_file():
