@@ -97,15 +97,16 @@ def test_bad_checkpoint_fails_before_writing(tmp_path, micro_checkpoint, capsys)
     assert not (tmp_path / "models").exists()
 
 
-def test_concurrent_exports_of_two_versions_both_land(tmp_path, micro_checkpoint, micro_arch, subprocess_env):
-    def export(version: int) -> subprocess.Popen:
+def test_concurrent_exports_without_a_version_take_distinct_numbers(tmp_path, micro_checkpoint, micro_arch,
+                                                                       subprocess_env):  # fmt: skip
+    def export() -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "vswin", "export", "--checkpoint", str(micro_checkpoint), "--arch", str(micro_arch),
-             "--out", str(tmp_path), "--name", "m", "--version", str(version), "--frames", "2", "--size", "32"],
+             "--out", str(tmp_path), "--name", "m", "--frames", "2", "--size", "32"],
             env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
-    processes = [export(1), export(2)]
+    processes = [export(), export()]
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]
@@ -114,3 +115,28 @@ def test_concurrent_exports_of_two_versions_both_land(tmp_path, micro_checkpoint
         meta = json.loads((tmp_path / "m" / version / "assets.extra" / "vswin.json").read_text())
         assert meta["version"] == int(version)
         assert "serving_default" in tf.saved_model.load(str(tmp_path / "m" / version)).signatures
+
+
+def test_reserved_versions_are_distinct_under_concurrency(tmp_path):
+    import threading
+
+    from vswin.export.versions import reserved_version
+
+    base = tmp_path / "m"
+    (base / "3").mkdir(parents=True)
+    numbers, all_reserved = [], threading.Barrier(6)
+
+    def reserve() -> None:
+        with reserved_version(base, None) as number:
+            numbers.append(number)
+            all_reserved.wait(30)  # every hold is taken at once
+
+    threads = [threading.Thread(target=reserve) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(numbers) == [4, 5, 6, 7, 8, 9]
+    assert [p.name for p in base.iterdir()] == ["3"]  # holds released
+    with reserved_version(base, 2) as explicit:
+        assert explicit == 2 and next_version(base) == 4

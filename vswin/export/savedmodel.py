@@ -46,8 +46,8 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     if not batch_sizes or min(batch_sizes) < 1:
         raise ValueError(f"warmup batch sizes must be positive integers, got {list(batch_sizes)}")
     model_base = Path(base) / name
-    version = version if version is not None else versions.next_version(model_base)
-    versions.check_target(model_base, version, overwrite)
+    if version is not None:
+        versions.check_target(model_base, version, overwrite)
     geometry = sigs.ClipGeometry(frames, *size)
     endpoints = sigs.build_signatures(model, geometry, default_signature, labels)
 
@@ -63,7 +63,10 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
         e.name for e in endpoints
         if e.input_spec.name == "frames" and not (e.jit_compile and default_signature == sigs.GRAPH)
     ]
-    with versions.staged_version(model_base, version, overwrite) as staging:
+    with (
+        versions.reserved_version(model_base, version) as version,
+        versions.staged_version(model_base, version, overwrite) as staging,
+    ):
         archive.write_out(str(staging), verbose=False)
         assets_extra = staging / "assets.extra"
         warmup.write_warmup(assets_extra, warmup.warmup_logs(name, frame_signatures, batch_sizes, (frames, *size, 3)))

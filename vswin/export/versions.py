@@ -27,9 +27,47 @@ def versions(model_base: Path) -> list[int]:
     return sorted(int(p.name) for p in model_base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
 
 
+RESERVED_PREFIX = ".reserved-"
+
+
+def _reserved(model_base: Path) -> list[int]:
+    """Numbers held by exports in progress that chose their version automatically."""
+    if not model_base.is_dir():
+        return []
+    tails = (p.name.removeprefix(RESERVED_PREFIX) for p in model_base.iterdir() if p.name.startswith(RESERVED_PREFIX))
+    return [int(tail) for tail in tails if tail.isdigit()]
+
+
 def next_version(model_base: Path) -> int:
-    existing = versions(model_base)
-    return existing[-1] + 1 if existing else 1
+    """One past the highest version, counting numbers reserved by exports in progress."""
+    return max(versions(model_base) + _reserved(model_base), default=0) + 1
+
+
+@contextlib.contextmanager
+def reserved_version(model_base: Path, version: int | None) -> Iterator[int]:
+    """`version`, or (None) the next free number held against concurrent exports until the block ends.
+
+    The hold is a hidden directory created with mkdir, which only one process can win
+    per number; a number whose reservation or version directory already exists is skipped.
+    """
+    if version is not None:
+        yield version
+        return
+    model_base.mkdir(parents=True, exist_ok=True)
+    while True:
+        candidate = next_version(model_base)
+        marker = model_base / f"{RESERVED_PREFIX}{candidate}"
+        try:
+            marker.mkdir()
+        except FileExistsError:
+            continue
+        if not (model_base / str(candidate)).exists():
+            break
+        marker.rmdir()
+    try:
+        yield candidate
+    finally:
+        marker.rmdir()
 
 
 def check_target(model_base: Path, version: int, overwrite: bool) -> Path:
