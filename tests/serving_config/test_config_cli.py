@@ -196,3 +196,18 @@ def test_promote_checks_container_base_paths_in_a_mapped_tree(models_root, tmp_p
     assert "/models/tiny/3: version directory does not exist" in capsys.readouterr().err
     assert main([*argv, "--map", f"/models={models_root}"]) == 0
     assert labels(config, "tiny")["stable"] == 3
+
+
+def test_validate_lists_rule_and_file_problems_together(config, models_root, capsys):
+    """A bad label name, a label on version 0 and missing base paths: all reported in one run."""
+    cfg = read(config)
+    cfg.model_config_list.config[0].version_labels["bad-label"] = 1
+    cfg.model_config_list.config[1].version_labels["zero"] = 0
+    for name in ("ghost_a", "ghost_b"):
+        cfg.model_config_list.config.add(name=name, base_path=str(models_root / name), model_platform="tensorflow")
+    config.write_text(text_format.MessageToString(cfg))
+    assert main(["config", "validate", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "version label 'bad-label' must match" in err
+    assert "version label 'zero' points at version 0" in err
+    assert "'ghost_a': base_path" in err and "'ghost_b': base_path" in err

@@ -81,15 +81,15 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from vswin.serving.config_tools import parse_assignments, validate_config
-    from vswin.serving.rollout import read_config
+    from vswin.serving.model_config import model_config_problems, read_model_config
 
     try:
         path_map = parse_assignments(args.map, "--map")
-        config = read_config(Path(args.config))
+        config = read_model_config(Path(args.config), check=False)  # rule problems are listed below
     except ValueError as err:
         print(f"vswin config validate: {err}", file=sys.stderr)
         return 1
-    problems = validate_config(config, path_map)
+    problems = model_config_problems(config) + validate_config(config, path_map)
     for problem in problems:
         print(f"{args.config}: {problem}", file=sys.stderr)
     if problems:

@@ -96,7 +96,7 @@ def served_versions(entry: ModelConfig, available: list[int]) -> list[int]:
 
 
 def validate_config(config: ModelServerConfig, path_map: Mapping[str, str] | None = None) -> list[str]:
-    """Every problem of a parsed and checked config (`read_model_config`) against the file system.
+    """Every problem of a parsed config against the file system (its own rules: `model_config_problems`).
 
     Empty: a server can load every version the config serves and every label points at one of them.
     """
@@ -105,7 +105,8 @@ def validate_config(config: ModelServerConfig, path_map: Mapping[str, str] | Non
         return ["model_config_list lists no models"]
     problems: list[str] = []
     for entry in entries:
-        problems += _entry_problems(entry, path_map or {})
+        if entry.name and entry.base_path:  # entries without them are model_config_problems
+            problems += _entry_problems(entry, path_map or {})
     return problems
 
 

@@ -22,23 +22,25 @@ LABEL_PATTERN = re.compile(r"^[a-zA-Z0-9_]+$")
 SUPPORTED_PLATFORMS = ("", "tensorflow")
 
 
-def read_model_config(path: str | Path) -> ModelServerConfig:
-    """Parse and check a ModelServerConfig text proto; ValueError naming the file and what is wrong."""
+def read_model_config(path: str | Path, check: bool = True) -> ModelServerConfig:
+    """Parse and (unless `check` is false) check a ModelServerConfig text proto; ValueError naming the file."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ValueError(f"cannot read model config file {path}: {err.strerror or err}") from err
-    return parse_model_config(text, source=str(path))
+    return parse_model_config(text, source=str(path), check=check)
 
 
-def parse_model_config(text: str, source: str = "<model config>") -> ModelServerConfig:
-    """Parse and check ModelServerConfig text; ValueError naming `source` and what is wrong."""
+def parse_model_config(text: str, source: str = "<model config>", check: bool = True) -> ModelServerConfig:
+    """Parse ModelServerConfig text and (unless `check` is false) check it; ValueError naming `source`."""
     config = ModelServerConfig()
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as err:
         raise ValueError(f"{source}: not a valid ModelServerConfig text proto: {err}") from err
+    if not check:
+        return config
     try:
         check_model_config(config)
     except ValueError as err:
@@ -58,36 +60,46 @@ def single_model_config(name: str, base_path: str | Path) -> ModelServerConfig:
 
 
 def check_model_config(config: ModelServerConfig) -> None:
-    """Raise ValueError for what TF Serving rejects (or what this server cannot serve)."""
+    """Raise ValueError for what TF Serving rejects (or what this server cannot serve), naming every problem."""
+    problems = model_config_problems(config)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def model_config_problems(config: ModelServerConfig) -> list[str]:
+    """Everything in `config` that TF Serving rejects (or this server cannot serve); empty when none."""
     if config.WhichOneof("config") == "custom_model_config":
-        raise ValueError("custom_model_config is not supported; use model_config_list")
+        return ["custom_model_config is not supported; use model_config_list"]
+    problems: list[str] = []
     seen: set[str] = set()
     for entry in config.model_config_list.config:
         if not entry.name:
-            raise ValueError("a model config entry has no name")
-        if entry.name in seen:
-            raise ValueError(f"model name {entry.name!r} appears more than once")
+            problems.append("a model config entry has no name")
+        elif entry.name in seen:
+            problems.append(f"model name {entry.name!r} appears more than once")
         seen.add(entry.name)
         if not entry.base_path:
-            raise ValueError(f"model {entry.name!r} has no base_path")
+            problems.append(f"model {entry.name!r} has no base_path")
         if entry.model_platform not in SUPPORTED_PLATFORMS:
-            raise ValueError(f"model {entry.name!r}: model_platform {entry.model_platform!r} is not supported "
-                             f"(expected 'tensorflow')")  # fmt: skip
-        _check_policy(entry)
+            problems.append(f"model {entry.name!r}: model_platform {entry.model_platform!r} is not supported "
+                            f"(expected 'tensorflow')")  # fmt: skip
+        problems += _policy_problems(entry)
         for label, version in entry.version_labels.items():
             if not LABEL_PATTERN.match(label):
-                raise ValueError(f"model {entry.name!r}: version label {label!r} must match [a-zA-Z0-9_]+")
+                problems.append(f"model {entry.name!r}: version label {label!r} must match [a-zA-Z0-9_]+")
             if version <= 0:
-                raise ValueError(f"model {entry.name!r}: version label {label!r} points at version {version}")
+                problems.append(f"model {entry.name!r}: version label {label!r} points at version {version}")
+    return problems
 
 
-def _check_policy(entry: ModelConfig) -> None:
+def _policy_problems(entry: ModelConfig) -> list[str]:
     policy = entry.model_version_policy
     choice = policy.WhichOneof("policy_choice")
     if choice == "latest" and policy.latest.num_versions < 0:
-        raise ValueError(f"model {entry.name!r}: latest.num_versions must be positive")
+        return [f"model {entry.name!r}: latest.num_versions must be positive"]
     if choice == "specific" and not policy.specific.versions:
-        raise ValueError(f"model {entry.name!r}: specific policy lists no versions")
+        return [f"model {entry.name!r}: specific policy lists no versions"]
+    return []
 
 
 def config_text(config: ModelServerConfig) -> str:
