@@ -16,7 +16,15 @@ import numpy as np
 
 from vswin.bench.transport import SavedModelTransport
 
-DEFAULT_SIGNATURES = ("serving_default", "features_graph")
+
+def xla_and_graph(signatures: Sequence[str]) -> tuple[str, str]:
+    """The export's XLA and graph forward passes: (serving_default, features_graph) for an XLA-default
+    export, (features_xla, serving_default) for a graph-default one."""
+    if "features_xla" in signatures:
+        return "features_xla", "serving_default"
+    if "features_graph" in signatures:
+        return "serving_default", "features_graph"
+    raise ValueError(f"no features_graph or features_xla signature (has {sorted(signatures)}): not a vswin export")
 
 
 def _inputs(transport: SavedModelTransport, batch: int, rng: np.random.Generator) -> np.ndarray:
@@ -26,7 +34,7 @@ def _inputs(transport: SavedModelTransport, batch: int, rng: np.random.Generator
     return rng.normal(size=shape).astype(transport.input.dtype)
 
 
-def time_export(export_dir: str | Path, signatures: Sequence[str] = DEFAULT_SIGNATURES,
+def time_export(export_dir: str | Path, signatures: Sequence[str],
                 batch_sizes: Sequence[int] = (1, 2, 4, 8), iters: int = 10, warmup: int = 2) -> list[dict]:
     """One row per (signature, batch size): latency percentiles in ms and clips/s, after warmup."""
     transports = [SavedModelTransport(export_dir, name) for name in signatures]
@@ -64,7 +72,7 @@ def time_export(export_dir: str | Path, signatures: Sequence[str] = DEFAULT_SIGN
     return rows
 
 
-def ratios(rows: list[dict], baseline: str = "features_graph", candidate: str = "serving_default") -> dict[str, float]:
+def ratios(rows: list[dict], baseline: str, candidate: str) -> dict[str, float]:
     """Per batch size: baseline median latency / candidate median latency (>1: candidate faster)."""
     by_key = {(row["signature"], row["batch_size"]): row["latency_ms"]["p50"] for row in rows}
     return {

@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--savedmodel", nargs="+", required=True,
                         help="Version directories (BASE/NAME/N); several for a precision comparison.")
-    parser.add_argument("--signature", nargs="+", default=["serving_default", "features_graph"],
-                        help="Signatures to time (default: serving_default features_graph).")
+    parser.add_argument("--signature", nargs="+",
+                        help="Signatures to time (default: the export's XLA and graph forward passes).")
     parser.add_argument("--batch-sizes", default="1,2,4,8", help="Comma-separated (default 1,2,4,8).")
     parser.add_argument("--iters", type=int, default=10, help="Timed calls per signature and batch (default 10).")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed calls first, XLA compiles here (default 2).")
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vswin.bench.machine import describe
-    from vswin.bench.model import ratios, time_export
+    from vswin.bench.model import ratios, time_export, xla_and_graph
     from vswin.bench.transport import read_export_metadata
 
     try:
@@ -43,19 +43,25 @@ def run(args: argparse.Namespace) -> int:
         if not (Path(directory) / "saved_model.pb").is_file():
             print(f"vswin bench model: {directory} is not a SavedModel version directory", file=sys.stderr)
             return 1
-        rows = time_export(directory, args.signature, batch_sizes, args.iters, args.warmup)
         meta = read_export_metadata(directory) or {}
+        try:  # the signature list of assets.extra/vswin.json; exports without it need --signature
+            xla, graph = xla_and_graph(meta.get("signatures") or args.signature or [])
+            rows = time_export(directory, args.signature or [xla, graph], batch_sizes, args.iters, args.warmup)
+        except ValueError as err:
+            print(f"vswin bench model: {directory}: {err}", file=sys.stderr)
+            return 1
         exports.append({
             "savedmodel": str(directory), "precision": meta.get("precision"),
             "architecture": (meta.get("architecture") or {}).get("name"), "clip": meta.get("clip"),
-            "results": rows, "graph_over_xla_latency": ratios(rows),
+            "signatures": {"xla": xla, "graph": graph},
+            "results": rows, "graph_over_xla_latency": ratios(rows, baseline=graph, candidate=xla),
         })
         for row in rows:
             print(f"{meta.get('precision', '?'):>8} {row['signature']:>16} batch {row['batch_size']:>2}: "
                   f"p50 {row['latency_ms']['p50']:9.1f} ms  {row['clips_per_s']:7.2f} clips/s")
         print("graph/XLA latency ratio per batch:", json.dumps(exports[-1]["graph_over_xla_latency"]))
     report = {"benchmark": "model_inprocess", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": describe(), "settings": {"signatures": args.signature, "batch_sizes": batch_sizes,
+              "machine": describe(), "settings": {"signatures": args.signature or "xla and graph", "batch_sizes": batch_sizes,
                                                   "iters": args.iters, "warmup": args.warmup},
               "exports": exports}
     out = Path(args.out)
