@@ -109,3 +109,17 @@ def test_warmup_waits_for_each_workers_first_answer(pool):
     result = closed_loop(transport, pool, 2, settings)
     assert result.latency_ms.max < 100.0
     assert result.sent_total == result.ok_total
+
+
+def test_percentiles_through_the_load_generator_follow_a_known_spread(pool):
+    """Latencies cycle 20, 40, ..., 200 ms: whatever whole cycles the windows hold, p50 sits near the middle
+    of that spread and p90/max at its top (sleep only overshoots, by scheduling noise)."""
+    transport = FakeTransport(latency=lambda i: 0.02 * (1 + i % 10))
+    settings = LoadSettings(measurement_interval_s=2.2, warmup_s=0.0, max_trials=3, stability_pct=100,
+                            max_duration_s=20.0)  # fmt: skip
+    result = closed_loop(transport, pool, 1, settings)
+    latency = result.latency_ms
+    assert result.requests >= 20
+    assert 100.0 <= latency.p50 < 150.0
+    assert 180.0 <= latency.p90 <= latency.p95 <= latency.p99 <= latency.max < 300.0
+    assert latency.mean == pytest.approx(110.0, abs=20.0)

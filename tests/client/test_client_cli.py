@@ -101,3 +101,26 @@ def test_vswin_extract_dense_sample_range_narrows_the_starts(fake_server, real_v
         return starts[-1]
 
     assert last_start() - last_start("--sample-range", "64") == 56
+
+
+def test_extract_redoes_a_video_whose_outputs_an_interruption_left_half_written(fake_server, real_videos, tmp_path,
+                                                                                  subprocess_env):  # fmt: skip
+    """Arrays without their sidecar (the sidecar is written last) mean unfinished: extracted again."""
+    out = tmp_path / "features"
+    common = ["--server", fake_server.target, "--model", "fake", "--clips", "2", "--crops", "1", "--out", out,
+              "--no-progress"]  # fmt: skip
+    first = _extract(subprocess_env, real_videos["bikes"], real_videos["bigbuckbunny"], *common)
+    assert first.returncode == 0, first.stderr
+    expected = np.load(out / "bikes.npy")
+    # What a kill between the array renames and the sidecar rename leaves, plus a half-written temp file.
+    (out / "bikes.json").unlink()
+    np.save(out / "bikes.npy", np.zeros_like(expected))
+    (out / "bikes.clips.npy.tmp").write_bytes(b"\x93NUMPY half")
+    calls = _predicts(fake_server)
+    again = _extract(subprocess_env, real_videos["bikes"], real_videos["bigbuckbunny"], *common)
+    assert again.returncode == 0, again.stderr
+    assert "1 extracted, 1 skipped, 0 failed" in again.stderr
+    assert _predicts(fake_server) > calls
+    np.testing.assert_allclose(np.load(out / "bikes.npy"), expected, atol=1e-6)
+    assert json.loads((out / "bikes.json").read_text())["video"].endswith("bikes.mp4")
+    assert not list(out.glob("*.tmp"))
