@@ -44,3 +44,25 @@ def test_loads_with_warmup_and_no_xla_and_serves_the_graph_signatures(graph_defa
         predict.Predict(predict_request("tiny", {"frames": frames}, "features_xla"), timeout=60)
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "XLA compilation disabled" in caught.value.details()
+
+
+def test_every_signature_runs_through_the_tf1_session_loader(graph_default_export):
+    """TF Serving's restore-then-run-by-tensor-name path, on the graph-default export."""
+    from vswin.export.signatures import normalize
+
+    frames = np.random.default_rng(1).integers(0, 256, size=(2, 16, 64, 64, 3), dtype=np.uint8)
+    clips = normalize(frames).numpy()
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(graph_default_export / "1"))
+        served = {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}
+        assert set(served) == {"serving_default", "features_xla", "features_float", "feature_map", "classify"}
+        results = {}
+        for name, signature in served.items():
+            feeds = {tensor.name: (clips if key == "clips" else frames) for key, tensor in signature.inputs.items()}
+            results[name] = session.run({key: t.name for key, t in signature.outputs.items()}, feed_dict=feeds)
+    graph = results["serving_default"]["features"]
+    assert graph.shape == (2, 192)
+    for name in ("features_xla", "features_float"):
+        assert np.abs(results[name]["features"] - graph).max() <= 1e-4, name
+    assert results["feature_map"]["feature_map"].shape[0] == 2
+    assert results["classify"]["top_k_classes"].shape[0] == 2
