@@ -38,6 +38,9 @@ def test_metadata_is_complete(micro_export, micro_checkpoint):
     data = json.loads((micro_export / "1" / "assets.extra" / "vswin.json").read_text())
     assert data["architecture"]["name"] == "vswin_micro_w877"
     assert data["checkpoint"]["sha256"] == hashlib.sha256(micro_checkpoint.read_bytes()).hexdigest()
+    assert data["checkpoint"]["path"] == str(micro_checkpoint) and data["checkpoint"]["random_weights"] is False
+    assert (data["model_name"], data["version"], data["labels"]) == ("vswin_micro", 1, None)
+    assert data["sampling"]["clip_len"] == 16 and data["warmup_batch_sizes"] == [1, 2]
     assert data["clip"] == {"frames": 16, "height": 64, "width": 64, "channels": 3, "input_dtype": "uint8",
                             "color": "RGB"}
     assert data["sampling"]["mean"] == list(vswin.model.MEAN) and data["sampling"]["std"] == list(vswin.model.STD)
@@ -45,6 +48,7 @@ def test_metadata_is_complete(micro_export, micro_checkpoint):
     assert data["features_dim"] == 192 and data["num_classes"] == 10
     assert data["precision"] == "float32" and data["default_signature"] == "xla"
     assert data["versions"]["tensorflow"] == tf.__version__
+    assert data["versions"]["vswin-serving"] == vswin.__version__
     assert set(data["signatures"]) == {"serving_default", "features_graph", "features_float", "feature_map",
                                        "classify"}
     assert data["exported_at"].endswith("Z")
