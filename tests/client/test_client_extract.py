@@ -134,6 +134,24 @@ def test_async_unavailable_server_raises_server_unavailable(free_port):
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
 
 
+def test_async_deadline_exceeded_when_server_is_slow(fake_server):
+    from vswin.client import DeadlineExceeded
+
+    frames = np.random.default_rng(0).integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8)
+
+    async def run():
+        async with AsyncVideoSwinClient(fake_server.target, "fake", timeout=0.3) as client:
+            await client.model_info()
+            fake_server.servicer.delay = 1.0
+            start = time.monotonic()
+            with pytest.raises(DeadlineExceeded) as err:
+                await client.features(frames)
+            return time.monotonic() - start, err.value.code
+
+    elapsed, code = asyncio.run(run())
+    assert elapsed < 0.9 and code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 def test_long_sliding_extract_goes_in_groups_of_max_batch_clips(fake_server, real_videos):
     options = {"sampling": "sliding", "crops": 3, "frame_interval": 2, "stride": 8}
     with VideoSwinClient(fake_server.target, "fake", max_batch=4) as client:
