@@ -59,6 +59,16 @@ def server_flags(grpc_port: int, rest_port: int, config: Path) -> list[str]:
     return [*flags, "--host=127.0.0.1"]
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM (the server drains and exits), SIGKILL if it is still there after `grace_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,12 +141,7 @@ def served(micro_export, tmp_path, subprocess_env, free_port):
         wait_available(server, target, 1, tmp_path / "server.log")
         yield target, config, tmp_path / "models" / MODEL
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
         log.close()
 
 

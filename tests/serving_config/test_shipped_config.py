@@ -23,6 +23,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tensorflow_serving.config import model_server_config_pb2
 
 from tests.serving.requests import predict_request, states, status_request
+from tests.serving_config.test_rollout import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(420)
@@ -77,9 +78,4 @@ def test_shipped_models_config_serves_the_fixture_export(micro_export, tmp_path,
         in_process = tf.saved_model.load(str(micro_export / "1")).signatures["features_graph"]
         np.testing.assert_allclose(features, in_process(frames=tf.constant(frames))["features"].numpy(), atol=1e-4)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
