@@ -130,14 +130,16 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, VideoSwinClientError) as err:
             raise SystemExit(f"vswin bench serve: {err}") from None
         pool = ClipPool(clips, spec.dtype)
-        mode, values = ("rate", args.rate) if args.rate else ("concurrency", args.concurrency or [1, 2, 4, 8])
+        if args.rate:
+            mode, values = "rate", args.rate
+            measure = lambda rate: loadgen.open_loop(transport, pool, rate, settings, seed=args.seed)  # noqa: E731
+        else:
+            mode, values = "concurrency", args.concurrency or [1, 2, 4, 8]
+            measure = lambda concurrency: loadgen.closed_loop(transport, pool, concurrency, settings)  # noqa: E731
         for value in values:
-            log.info("%s at %g", "open loop, requests/s" if args.rate else "closed loop, concurrency", value)
+            log.info("%s=%g", mode, value)
             try:
-                if args.rate:
-                    results.append(loadgen.open_loop(transport, pool, value, settings, seed=args.seed))
-                else:
-                    results.append(loadgen.closed_loop(transport, pool, value, settings))
+                results.append(measure(value))
             except ValueError as err:  # e.g. no window completed within the bounds: report it, go on
                 log.error("%s=%g failed: %s", mode, value, err)
                 failed.append({"mode": mode, "value": value, "error": str(err)})
