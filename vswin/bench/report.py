@@ -159,13 +159,12 @@ def plot(results: list[SettingResult], out_dir: Path, stem: str, title: str = ""
 
 
 def write_all(
-    results: list[SettingResult], document: dict[str, object], out_dir: Path, stem: str, title: str = ""
-) -> list[Path]:
-    """JSON, CSV and plots under out_dir, named after `stem`."""
-    if not results:
-        raise ValueError("no results to report")
-    paths = [
-        write_json(document, out_dir / f"{stem}.json"),
-        write_csv(results, out_dir / f"{stem}.csv", context_columns(document)),
-    ]
-    return paths + plot(results, out_dir, stem, title)
+    results: list[SettingResult], document: dict[str, object], out_dir: Path, stem: str, title: str = "",
+    plots: bool = True,
+) -> list[Path]:  # fmt: skip
+    """JSON under out_dir, named after `stem`; with results also the CSV and (unless `plots` is off) the plots."""
+    paths = [write_json(document, out_dir / f"{stem}.json")]
+    if not results:  # every setting failed: the JSON's failed_settings says why
+        return paths
+    paths.append(write_csv(results, out_dir / f"{stem}.csv", context_columns(document)))
+    return paths + (plot(results, out_dir, stem, title) if plots else [])

@@ -154,15 +154,7 @@ def run(args: argparse.Namespace) -> int:
     described = machine.describe()
     document = report.run_document(results, described, target, recorded, failed)
     title = f"{stem} ({described['cpu']}, {described['cores']} cores)"
-    if not results:
-        paths = [report.write_json(document, args.out / f"{stem}.json")]
-    elif args.no_plots:
-        paths = [
-            report.write_json(document, args.out / f"{stem}.json"),
-            report.write_csv(results, args.out / f"{stem}.csv", report.context_columns(document)),
-        ]
-    else:
-        paths = report.write_all(results, document, args.out, stem, title)
+    paths = report.write_all(results, document, args.out, stem, title, plots=not args.no_plots)
     if results:
         report.print_table(results, title)
     for path in paths:
