@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vswin import contract
+
 log = logging.getLogger("vswin.demo")
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +115,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     from vswin.export.signatures import normalize
 
     # The same views through the model in this process: what the server answered must match it.
-    sampling = Sampling("uniform", clip_len=info.clip_len, frame_interval=2, num_clips=CLIPS)
+    sampling = Sampling("uniform", clip_len=info.clip_len, frame_interval=contract.FRAME_INTERVAL, num_clips=CLIPS)
     views = load_clips(video, sampling, (info.height, info.width), num_crops=CROPS).clips
     flat = views.reshape(-1, *views.shape[2:])
     local = np.asarray(model(normalize(flat).numpy())["features"]).reshape(result.clip_features.shape)

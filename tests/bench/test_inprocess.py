@@ -97,7 +97,7 @@ def test_load_against_the_real_export_of_the_fixture_model(micro_export):
         transport = SavedModelTransport(version_dir, signature)
         assert (transport.input.dtype, transport.input.clip_shape) == (dtype, (16, 64, 64)), signature
     transport = SavedModelTransport(version_dir)
-    assert transport.metadata()["export"]["clip"]["frames"] == 16  # the export's vswin.json is recorded
+    assert transport.metadata()["export"]["clip"]["clip_len"] == 16  # the export's vswin.json is recorded
     settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100)
     result = closed_loop(transport, ClipPool(random_clips((16, 64, 64), 2)), 1, settings)
     assert result.errors_total == 0 and result.ok_total == result.sent_total >= 1

@@ -40,7 +40,7 @@ def test_closed_loop_counts_add_up_against_the_server(server, micro_export):
     assert result.requests == result.ok > 0 and result.clips_per_s > 0
     assert result.request_bytes == pytest.approx(2 * 16 * 64 * 64 * 3, rel=0.01)
     assert metadata["version"] == 1 and metadata["feature_dim"] == 192
-    assert metadata["export"]["clip"]["frames"] == 16
+    assert metadata["export"]["clip"]["clip_len"] == 16
 
 
 @pytest.mark.parametrize("signature", ["feature_map", "classify", "features_graph"])

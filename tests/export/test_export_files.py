@@ -38,19 +38,20 @@ def test_metadata_is_complete(micro_export, micro_checkpoint):
     data = json.loads((micro_export / "1" / "assets.extra" / "vswin.json").read_text())
     assert data["architecture"]["name"] == "vswin_micro_w877"
     assert data["checkpoint"]["sha256"] == hashlib.sha256(micro_checkpoint.read_bytes()).hexdigest()
-    assert data["checkpoint"]["path"] == str(micro_checkpoint) and data["checkpoint"]["random_weights"] is False
+    assert data["checkpoint"]["path"] == str(micro_checkpoint.resolve()) and data["checkpoint"]["random_weights"] is False
     assert (data["model_name"], data["version"], data["labels"]) == ("vswin_micro", 1, None)
-    assert data["sampling"]["clip_len"] == 16 and data["warmup_batch_sizes"] == [1, 2]
-    assert data["clip"] == {"frames": 16, "height": 64, "width": 64, "channels": 3, "input_dtype": "uint8",
+    assert data["family"] == "video" and data["warmup_batch_sizes"] == [1, 2]
+    preprocessing = data["preprocessing"]
+    assert (preprocessing["clip_len"], preprocessing["size"], preprocessing["frame_interval"]) == (16, 64, 2)
+    assert data["clip"] == {"clip_len": 16, "height": 64, "width": 64, "channels": 3, "input_dtype": "uint8",
                             "color": "RGB"}
-    assert data["sampling"]["mean"] == list(vswin.model.MEAN) and data["sampling"]["std"] == list(vswin.model.STD)
-    assert data["sampling"]["frame_interval"] == 2
+    assert preprocessing["mean"] == list(vswin.model.MEAN) and preprocessing["std"] == list(vswin.model.STD)
     assert data["features_dim"] == 192 and data["num_classes"] == 10
     assert data["precision"] == "float32" and data["default_signature"] == "xla"
     assert data["versions"]["tensorflow"] == tf.__version__
     assert data["versions"]["vswin-serving"] == vswin.__version__
     assert set(data["signatures"]) == {"serving_default", "features_graph", "features_float", "feature_map",
-                                       "classify"}
+                                       "classify", "metadata"}
     assert data["exported_at"].endswith("Z")
 
 
@@ -71,7 +72,7 @@ def test_versions_are_numbered_and_never_silently_replaced(tmp_path, micro_model
     assert tf.saved_model.load(str(path)).signatures["classify"](
         frames=tf.zeros((1, 2, 32, 32, 3), tf.uint8))["top_k_labels"].numpy()[0, 0].decode().startswith("c")
     replaced = export_model(micro_model, base, "m", version=1, frames=2, size=(32, 32), overwrite=True)
-    assert json.loads((replaced / "assets.extra" / "vswin.json").read_text())["clip"]["frames"] == 2
+    assert json.loads((replaced / "assets.extra" / "vswin.json").read_text())["clip"]["clip_len"] == 2
     assert sorted(p.name for p in (base / "m").iterdir() if not p.name.startswith(".staging-9")) == ["1", "2"]
 
 

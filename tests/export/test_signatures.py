@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +19,9 @@ PINNED_OUTPUTS = {
     "features_float": {"features"},
     "feature_map": {"feature_map"},
     "classify": {"logits", "probabilities", "top_k_scores", "top_k_classes", "top_k_labels"},
+    "metadata": {"metadata"},
 }
+CLIP_SIGNATURES = sorted(set(PINNED_OUTPUTS) - {"metadata"})
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +41,25 @@ def in_process(micro_checkpoint, micro_arch):
 
 def test_signatures_and_specs_are_the_pinned_ones(loaded):
     assert set(loaded.signatures) == set(PINNED_OUTPUTS)
-    for name, signature in loaded.signatures.items():
-        _, inputs = signature.structured_input_signature
+    for name in CLIP_SIGNATURES:
+        _, inputs = loaded.signatures[name].structured_input_signature
+        signature = loaded.signatures[name]
         key = "clips" if name == "features_float" else "frames"
         assert list(inputs) == [key]
         assert inputs[key].shape.as_list() == FRAMES_SHAPE
         assert inputs[key].dtype == (tf.float32 if key == "clips" else tf.uint8)
         assert set(signature.structured_outputs) == PINNED_OUTPUTS[name]
+
+
+def test_metadata_signature_answers_the_preprocessing_of_vswin_json(loaded, micro_export):
+    _, inputs = loaded.signatures["metadata"].structured_input_signature
+    assert list(inputs) == ["row"] and inputs["row"].shape.as_list() == [None]
+    answer = loaded.signatures["metadata"](row=tf.constant([0, 0, 0]))["metadata"].numpy()
+    assert answer.shape == (3,) and len(set(answer)) == 1
+    served = json.loads(answer[0])
+    recorded = json.loads((micro_export / "1" / "assets.extra" / "vswin.json").read_text())
+    assert served["family"] == "video" and served["preprocessing"]["clip_len"] == 16
+    assert {key: recorded[key] for key in served} == served  # a subset of the file, same values
 
 
 def test_features_float_matches_the_original(loaded, micro_reference):
@@ -87,13 +103,13 @@ def test_every_signature_runs_through_the_tf1_session_loader(micro_export, loade
         assert set(served) == set(PINNED_OUTPUTS)
         results = {}
         for name, signature in served.items():
-            feeds = {tensor.name: (clips if key == "clips" else frames) for key, tensor in signature.inputs.items()}
+            inputs = {"clips": clips, "frames": frames, "row": np.zeros(2, np.int32)}
+            feeds = {tensor.name: inputs[key] for key, tensor in signature.inputs.items()}
             fetches = {key: tensor.name for key, tensor in signature.outputs.items()}
             results[name] = session.run(fetches, feed_dict=feeds)
     for name, outputs in results.items():
         assert set(outputs) == PINNED_OUTPUTS[name]
-        eager = loaded.signatures[name](**({"clips": tf.constant(clips)} if name == "features_float"
-                                           else {"frames": tf.constant(frames)}))
+        eager = loaded.signatures[name](**{key: tf.constant(inputs[key]) for key in served[name].inputs})
         for key, value in outputs.items():
             if value.dtype == object:
                 np.testing.assert_array_equal(value, eager[key].numpy())

@@ -55,10 +55,12 @@ def test_every_signature_runs_through_the_tf1_session_loader(graph_default_expor
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(graph_default_export / "1"))
         served = {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}
-        assert set(served) == {"serving_default", "features_xla", "features_float", "feature_map", "classify"}
+        assert set(served) == {"serving_default", "features_xla", "features_float", "feature_map", "classify",
+                               "metadata"}
         results = {}
         for name, signature in served.items():
-            feeds = {tensor.name: (clips if key == "clips" else frames) for key, tensor in signature.inputs.items()}
+            inputs = {"clips": clips, "frames": frames, "row": np.zeros(2, np.int32)}
+            feeds = {tensor.name: inputs[key] for key, tensor in signature.inputs.items()}
             results[name] = session.run({key: t.name for key, t in signature.outputs.items()}, feed_dict=feeds)
     graph = results["serving_default"]["features"]
     assert graph.shape == (2, 192)

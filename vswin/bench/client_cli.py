@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vswin import contract
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,11 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--video", type=Path, action="append", required=True, help="a video file (repeatable)")
-    parser.add_argument("--clip-len", type=int, default=32, help="frames per clip (default 32)")
-    parser.add_argument("--size", type=int, default=224, help="crop size (default 224)")
-    parser.add_argument("--frame-interval", type=int, default=2, help="take every Nth frame (default 2)")
-    parser.add_argument("--clips", type=int, default=4, help="clips per video (default 4)")
-    parser.add_argument("--crops", type=int, choices=(1, 3), default=3, help="crops per clip (default 3)")
+    parser.add_argument("--clip-len", type=int, default=contract.CLIP_LEN,
+                        help=f"frames per clip (default {contract.CLIP_LEN})")
+    parser.add_argument("--size", type=int, default=contract.CROP_SIZE, help=f"crop size (default {contract.CROP_SIZE})")
+    parser.add_argument("--frame-interval", type=int, default=contract.FRAME_INTERVAL,
+                        help=f"take every Nth frame (default {contract.FRAME_INTERVAL})")
+    parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS,
+                        help=f"clips per video (default {contract.NUM_CLIPS})")
+    parser.add_argument("--crops", type=int, choices=(1, 3), default=contract.NUM_CROPS,
+                        help=f"crops per clip (default {contract.NUM_CROPS})")
     parser.add_argument("--sampling", choices=("uniform", "dense"), default="uniform", help="clip sampling")
     parser.add_argument("--repeats", type=int, default=3, help="measured passes per video (default 3)")
     parser.add_argument("--name", default="client_preprocess", help="result file stem")

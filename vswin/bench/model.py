@@ -14,16 +14,17 @@ from typing import Sequence
 
 import numpy as np
 
+from vswin import contract
 from vswin.bench.transport import SavedModelTransport
 
 
 def xla_and_graph(signatures: Sequence[str]) -> tuple[str, str]:
     """The export's XLA and graph forward passes: (serving_default, features_graph) for an XLA-default
     export, (features_xla, serving_default) for a graph-default one."""
-    if "features_xla" in signatures:
-        return "features_xla", "serving_default"
-    if "features_graph" in signatures:
-        return "serving_default", "features_graph"
+    if contract.FEATURES_XLA in signatures:
+        return contract.FEATURES_XLA, contract.SERVING_DEFAULT
+    if contract.FEATURES_GRAPH in signatures:
+        return contract.SERVING_DEFAULT, contract.FEATURES_GRAPH
     raise ValueError(f"no features_graph or features_xla signature (has {sorted(signatures)}): not a vswin export")
 
 
@@ -35,7 +36,7 @@ def _inputs(transport: SavedModelTransport, batch: int, rng: np.random.Generator
 
 
 def time_export(export_dir: str | Path, signatures: Sequence[str],
-                batch_sizes: Sequence[int] = (1, 2, 4, 8), iters: int = 10, warmup: int = 2) -> list[dict]:
+                batch_sizes: Sequence[int] = contract.ALLOWED_BATCH_SIZES, iters: int = 10, warmup: int = 2) -> list[dict]:
     """One row per (signature, batch size): latency percentiles in ms and clips/s, after warmup."""
     transports = [SavedModelTransport(export_dir, name) for name in signatures]
     rng = np.random.default_rng(0)

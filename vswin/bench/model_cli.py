@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from vswin import contract
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Version directories (BASE/NAME/N); several for a precision comparison.")
     parser.add_argument("--signature", nargs="+",
                         help="Signatures to time (default: the export's XLA and graph forward passes).")
-    parser.add_argument("--batch-sizes", default="1,2,4,8", help="Comma-separated (default 1,2,4,8).")
+    plan = ",".join(map(str, contract.ALLOWED_BATCH_SIZES))
+    parser.add_argument("--batch-sizes", default=plan, help=f"Comma-separated (default {plan}).")
     parser.add_argument("--iters", type=int, default=10, help="Timed calls per signature and batch (default 10).")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed calls first, XLA compiles here (default 2).")
     parser.add_argument("--out", default="benchmarks/results/model_inprocess.json", help="Result JSON.")

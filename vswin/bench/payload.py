@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-# RGB mean and std on the 0..255 scale (DESIGN: official Kinetics preprocessing).
-MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+from vswin import contract
+
+MEAN = np.array(contract.MEAN, dtype=np.float32)
+STD = np.array(contract.STD, dtype=np.float32)
 
 
 class ClipPool:
@@ -55,5 +56,5 @@ def video_clips(video: str | Path, clip_shape: tuple[int, int, int], count: int 
     from vswin.client.video import load_clips
 
     t, h, w = clip_shape
-    loaded = load_clips(video, Sampling("uniform", clip_len=t, frame_interval=2, num_clips=count), (h, w))
+    loaded = load_clips(video, Sampling("uniform", clip_len=t, frame_interval=contract.FRAME_INTERVAL, num_clips=count), (h, w))
     return np.ascontiguousarray(loaded.clips[:, 0])

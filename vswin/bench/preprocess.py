@@ -15,16 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from vswin import contract
+
 
 @dataclass(frozen=True)
 class PreprocessSettings:
     """The clip geometry and sampling of the official test pipeline unless told otherwise."""
 
-    clip_len: int = 32
-    size: int = 224
-    frame_interval: int = 2
-    clips: int = 4
-    crops: int = 3
+    clip_len: int = contract.CLIP_LEN
+    size: int = contract.CROP_SIZE
+    frame_interval: int = contract.FRAME_INTERVAL
+    clips: int = contract.NUM_CLIPS
+    crops: int = contract.NUM_CROPS
     repeats: int = 3
     sampling: str = "uniform"
 
@@ -63,7 +65,7 @@ def measure(video: str | Path, settings: PreprocessSettings) -> PreprocessResult
         loaded = load_clips(video, sampling, crop, num_crops=settings.crops)
         t1 = time.perf_counter()
         views = loaded.clips.reshape(-1, *loaded.clips.shape[2:])
-        payload = rq.encode_predict_request(model, "serving_default", {"frames": views})
+        payload = rq.encode_predict_request(model, contract.SERVING_DEFAULT, {contract.FRAMES: views})
         t2 = time.perf_counter()
         return t1 - t0, t2 - t1, len(views), len(payload)
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from vswin import contract
 from vswin.client.cli import add_tls_arguments, tls_options
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="model version (default: the server's latest)")
     which.add_argument("--label", help="model version label, e.g. stable")
-    parser.add_argument("--signature", default="serving_default", help="signature to call (default serving_default)")
+    parser.add_argument("--signature", default=contract.SERVING_DEFAULT,
+                        help=f"signature to call (default {contract.SERVING_DEFAULT})")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request deadline in seconds (default 60)")
     add_tls_arguments(parser)
     parser.add_argument("--video", type=Path, help="make the clips from this video instead of random frames")

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from vswin import contract
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -66,7 +68,7 @@ def read_export_metadata(export_dir: str | Path | None) -> dict[str, object] | N
     """The export's assets.extra/vswin.json (architecture, geometry, precision, ...), or None if absent."""
     if export_dir is None:
         return None
-    path = Path(export_dir) / "assets.extra" / "vswin.json"
+    path = Path(export_dir) / contract.ASSETS_EXTRA / contract.METADATA_FILE
     if not path.is_file():
         return None
     return json.loads(path.read_text())
@@ -87,7 +89,7 @@ class GrpcTransport:
         model: str,
         version: int | None = None,
         label: str | None = None,
-        signature: str = "serving_default",
+        signature: str = contract.SERVING_DEFAULT,
         timeout: float = 60.0,
         export_dir: str | Path | None = None,
         **channel: object,
@@ -156,7 +158,7 @@ class GrpcTransport:
 class SavedModelTransport:
     """Calls a signature of a SavedModel in this process: the baseline that served figures are compared to."""
 
-    def __init__(self, export_dir: str | Path, signature: str = "serving_default") -> None:
+    def __init__(self, export_dir: str | Path, signature: str = contract.SERVING_DEFAULT) -> None:
         import tensorflow as tf
 
         self._tf = tf
@@ -205,7 +207,7 @@ class FakeTransport:
 
     latency: Callable[[int], float]
     error: Callable[[int], str | None] = lambda i: None
-    input: InputSpec = InputSpec("frames", "uint8", (2, 8, 8))
+    input: InputSpec = InputSpec(contract.FRAMES, "uint8", (2, 8, 8))
     calls: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

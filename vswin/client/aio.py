@@ -14,6 +14,7 @@ import grpc
 import grpc.aio
 import numpy as np
 
+from vswin import contract
 from vswin.client import protos
 from vswin.client import requests as rq
 from vswin.client.base import ClientBase
@@ -115,7 +116,7 @@ class AsyncVideoSwinClient(ClientBase):
         """One request, split in halves if the server's batcher says it is too large."""
         try:
             async with limiter:
-                outputs = await self.predict({info.input.name: batch}, output_filter=["features"], timeout=timeout)
+                outputs = await self.predict({info.input.name: batch}, output_filter=[contract.FEATURES], timeout=timeout)
         except InvalidInput as err:
             if len(batch) == 1 or not rq.batch_too_large(err.details):
                 raise
@@ -133,11 +134,11 @@ class AsyncVideoSwinClient(ClientBase):
 
     async def classify(self, frames: np.ndarray, timeout: float | None = None) -> rq.Classification:
         """Top-k labels, classes and scores per clip from the `classify` signature."""
-        info = await self.model_info("classify")
+        info = await self.model_info(contract.CLASSIFY)
         frames = rq.check_frames(frames, info)
         parts = await asyncio.gather(
             *(
-                self.predict({info.input.name: frames[s : s + self.max_batch]}, signature="classify", timeout=timeout)
+                self.predict({info.input.name: frames[s : s + self.max_batch]}, signature=contract.CLASSIFY, timeout=timeout)
                 for s in range(0, len(frames), self.max_batch)
             )
         )

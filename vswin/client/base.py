@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from vswin import contract
 from vswin.client import protos
 from vswin.client import requests as rq
 from vswin.client.channel import ChannelSettings, RetryPolicy
@@ -23,10 +24,10 @@ class ClientBase:
         model: str,
         version: int | None = None,
         label: str | None = None,
-        signature: str = "serving_default",
+        signature: str = contract.SERVING_DEFAULT,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        max_batch: int = 8,
+        max_batch: int = contract.MAX_BATCH_SIZE,
         **channel: object,
     ) -> None:
         if timeout <= 0:

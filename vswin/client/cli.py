@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from vswin import contract
+
 log = logging.getLogger("vswin.extract")
 
 
@@ -41,11 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="Model version (default: the server's latest).")
     which.add_argument("--label", help="Model version label, e.g. stable.")
-    parser.add_argument("--signature", default="serving_default", help="Signature to call (default serving_default).")
+    parser.add_argument("--signature", default=contract.SERVING_DEFAULT,
+                        help=f"Signature to call (default {contract.SERVING_DEFAULT}).")
     parser.add_argument("--sampling", choices=("uniform", "dense", "sliding"), default="uniform")
-    parser.add_argument("--clips", type=int, default=4, help="Clips per video (uniform, dense; default 4).")
-    parser.add_argument("--crops", type=int, choices=(1, 3), default=3, help="1 center crop or 3 crops (default 3).")
-    parser.add_argument("--frame-interval", type=int, default=2, help="Take every Nth frame (default 2).")
+    parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS,
+                        help=f"Clips per video (uniform, dense; default {contract.NUM_CLIPS}).")
+    parser.add_argument("--crops", type=int, choices=(1, 3), default=contract.NUM_CROPS,
+                        help=f"1 center crop or 3 crops (default {contract.NUM_CROPS}).")
+    parser.add_argument("--frame-interval", type=int, default=contract.FRAME_INTERVAL,
+                        help=f"Take every Nth frame (default {contract.FRAME_INTERVAL}).")
     parser.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
     parser.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
     parser.add_argument("--short-side", type=int, help="Resize the short side to this before cropping.")
@@ -55,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="Extract again even if outputs exist.")
     parser.add_argument("--concurrency", type=int, default=4, help="Predict requests in flight (default 4).")
     parser.add_argument("--decode-workers", type=int, help="Video decode threads (default: CPU count).")
-    parser.add_argument("--max-batch", type=int, default=8, help="Clips per request at most (default 8).")
+    parser.add_argument("--max-batch", type=int, default=contract.MAX_BATCH_SIZE,
+                        help=f"Clips per request at most (default {contract.MAX_BATCH_SIZE}).")
     parser.add_argument("--timeout", type=float, default=60.0, help="Deadline per request, seconds (default 60).")
     add_tls_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")

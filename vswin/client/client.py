@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 import numpy as np
 
+from vswin import contract
 from vswin.client import protos
 from vswin.client import requests as rq
 from vswin.client.base import ClientBase
@@ -140,15 +141,15 @@ class VideoSwinClient(ClientBase):
 
     def classify(self, frames: np.ndarray, timeout: float | None = None) -> rq.Classification:
         """Top-k labels, classes and scores per clip from the `classify` signature (models exported with a head)."""
-        info = self.model_info("classify")
+        info = self.model_info(contract.CLASSIFY)
         frames = rq.check_frames(frames, info)
         outputs = self._batched_outputs(
-            frames, lambda batch: self.predict({info.input.name: batch}, signature="classify", timeout=timeout)
+            frames, lambda batch: self.predict({info.input.name: batch}, signature=contract.CLASSIFY, timeout=timeout)
         )
         return rq.parse_classification(outputs)
 
     def _features_once(self, batch: np.ndarray, info: ModelInfo, timeout: float | None) -> np.ndarray:
-        outputs = self.predict({info.input.name: batch}, output_filter=["features"], timeout=timeout)
+        outputs = self.predict({info.input.name: batch}, output_filter=[contract.FEATURES], timeout=timeout)
         if "features" not in outputs:
             raise InvalidInput(f"signature {self.signature!r} returned {sorted(outputs)}, not 'features'")
         return outputs["features"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from vswin import contract
 from vswin.client.errors import VideoSwinClientError
 from vswin.client.metadata import ModelInfo
 from vswin.client.sampling import Sampling
@@ -37,9 +38,9 @@ class ExtractOptions:
     """
 
     sampling: str = "uniform"
-    clips: int = 4
-    crops: int = 3
-    frame_interval: int = 2
+    clips: int = contract.NUM_CLIPS
+    crops: int = contract.NUM_CROPS
+    frame_interval: int = contract.FRAME_INTERVAL
     stride: int | None = None
     sample_range: int | None = None
     short_side: int | None = None

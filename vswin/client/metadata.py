@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vswin import contract
 from vswin.client import protos
 from vswin.client.errors import InvalidInput, ServerError
 from vswin.client.tensors import dtype_name
@@ -43,7 +44,8 @@ class ModelInfo:
     def input(self) -> TensorSpec:
         """The called signature's clip input (`frames` uint8, or `clips` float32)."""
         inputs = self.signatures[self.signature].inputs
-        return inputs.get("frames") or inputs.get("clips") or next(iter(inputs.values()))
+        return (inputs.get(contract.FRAMES) or inputs.get(contract.CLIPS) or inputs.get(contract.IMAGES)
+                or next(iter(inputs.values())))
 
     @property
     def clip_shape(self) -> tuple[int, int, int]:
@@ -68,9 +70,9 @@ class ModelInfo:
     @property
     def feature_dim(self) -> int | None:
         """C of the `features` output, from the called signature or else from `serving_default`."""
-        for name in (self.signature, "serving_default"):
+        for name in (self.signature, contract.SERVING_DEFAULT):
             spec = self.signatures.get(name, None)
-            out = spec.outputs.get("features") if spec else None
+            out = spec.outputs.get(contract.FEATURES) if spec else None
             if out is not None and out.shape and out.shape[-1] is not None:
                 return int(out.shape[-1])
         return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vswin import contract
 from vswin.client import protos
 from vswin.client.errors import InvalidInput
 from vswin.client.metadata import ModelInfo
@@ -130,13 +131,13 @@ def parse_status(response: protos.GetModelStatusResponse) -> list[VersionStatus]
 
 
 def parse_classification(outputs: dict[str, np.ndarray]) -> Classification:
-    labels = outputs["top_k_labels"]
+    labels = outputs[contract.TOP_K_LABELS]
     return Classification(
         top_k_labels=[[_text(v) for v in row] for row in labels],
-        top_k_classes=outputs["top_k_classes"],
-        top_k_scores=outputs["top_k_scores"],
-        probabilities=outputs.get("probabilities", np.empty((len(labels), 0), np.float32)),
-        logits=outputs.get("logits", np.empty((len(labels), 0), np.float32)),
+        top_k_classes=outputs[contract.TOP_K_CLASSES],
+        top_k_scores=outputs[contract.TOP_K_SCORES],
+        probabilities=outputs.get(contract.PROBABILITIES, np.empty((len(labels), 0), np.float32)),
+        logits=outputs.get(contract.LOGITS, np.empty((len(labels), 0), np.float32)),
     )
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vswin.contract import CLIP_LEN, FRAME_INTERVAL, NUM_CLIPS
+
 MODES = ("uniform", "dense", "sliding")
 
 
@@ -29,9 +31,9 @@ class Sampling:
     """
 
     mode: str = "uniform"
-    clip_len: int = 32
-    frame_interval: int = 2
-    num_clips: int = 4
+    clip_len: int = CLIP_LEN
+    frame_interval: int = FRAME_INTERVAL
+    num_clips: int = NUM_CLIPS
     stride: int | None = None
     sample_range: int | None = None
 

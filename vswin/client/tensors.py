@@ -57,7 +57,7 @@ def numpy_dtype(number: int) -> np.dtype:
 def to_tensor_proto(array: np.ndarray | list | bytes | str, out: protos.TensorProto | None = None) -> protos.TensorProto:
     """Serialize an array (numeric or strings) into a TensorProto, numeric data as one `tensor_content` blob.
 
-    `out` lets a caller fill a message in place, e.g. `request.inputs["frames"]`, without a copy.
+    `out` lets a caller fill a message in place, e.g. `request.inputs[name]`, without a copy.
     """
     proto = protos.TensorProto() if out is None else out
     array = np.asarray(array)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vswin import contract
 from vswin.export.options import GRAPH, PRECISIONS, XLA
 
 
@@ -45,13 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="Model base directory (BASE).")
     parser.add_argument("--name", required=True, help="Model name: the directory under BASE and the served name.")
     parser.add_argument("--version", type=int, help="Version number (default: the next free integer).")
-    parser.add_argument("--frames", type=int, default=32, help="Frames per clip T (default 32).")
-    parser.add_argument("--size", type=_size, default=(224, 224), help="Crop size: N or HxW (default 224).")
+    parser.add_argument("--frames", type=int, default=contract.CLIP_LEN,
+                        help=f"Frames per clip T (default {contract.CLIP_LEN}).")
+    parser.add_argument("--size", type=_size, default=(contract.CROP_SIZE, contract.CROP_SIZE),
+                        help=f"Crop size: N or HxW (default {contract.CROP_SIZE}).")
     parser.add_argument("--precision", default="float32", choices=tuple(PRECISIONS),
                         help="Compute precision; outputs stay float32 (default float32).")
     parser.add_argument("--labels", help="Class names, one per line (default: class indices).")
-    parser.add_argument("--batch-sizes", type=_int_list, default=(1,),
-                        help="Warmup batch sizes, e.g. the batching config's allowed_batch_sizes (default 1).")
+    plan = ",".join(map(str, contract.ALLOWED_BATCH_SIZES))
+    parser.add_argument("--batch-sizes", type=_int_list, default=contract.ALLOWED_BATCH_SIZES,
+                        help=f"Warmup batch sizes: the batching config's allowed_batch_sizes (default {plan}).")
     parser.add_argument("--default-signature", choices=(XLA, GRAPH), default=XLA,
                         help="Which forward pass serves as serving_default (default xla); use graph for servers "
                         "that cannot compile XLA.")

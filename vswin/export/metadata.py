@@ -13,9 +13,8 @@ import keras
 import tensorflow as tf
 
 import vswin
-from vswin.model import MEAN, STD
-
-METADATA_FILE = "vswin.json"
+from vswin import contract
+from vswin.contract import METADATA_FILE
 
 
 def sha256_of(path: Path) -> str:
@@ -26,28 +25,39 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def serving_metadata(model, *, geometry, precision: str, default_signature: str) -> dict[str, Any]:
+    """What a client needs to feed the model like the original pipeline; also the `metadata` signature's answer."""
+    config = model.config
+    preprocessing = contract.video_preprocessing(clip_len=geometry.frames, frame_interval=config.frame_interval,
+                                                 size=max(geometry.height, geometry.width))
+    return {
+        "family": contract.VIDEO,
+        "architecture_name": config.name,
+        "clip": {"clip_len": geometry.frames, "height": geometry.height, "width": geometry.width, "channels": 3,
+                 "input_dtype": "uint8", "color": "RGB"},
+        "preprocessing": preprocessing.to_dict(),
+        "features_dim": config.features_dim,
+        "num_classes": config.num_classes if model.has_head else None,
+        "precision": precision,
+        "default_signature": default_signature,
+    }
+
+
 def export_metadata(model, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
                     signatures: Sequence[str], batch_sizes: Sequence[int], labels: Sequence[str] | None,
                     model_name: str, version: int) -> dict[str, Any]:
-    config = model.config
+    """The full vswin.json: serving_metadata plus provenance (checkpoint, versions, time)."""
     return {
         "model_name": model_name,
         "version": version,
-        "architecture": config.to_dict(),
+        **serving_metadata(model, geometry=geometry, precision=precision, default_signature=default_signature),
+        "architecture": model.config.to_dict(),
         "checkpoint": {
             "path": str(checkpoint.resolve()) if checkpoint else None,
             "sha256": sha256_of(checkpoint) if checkpoint else None,
             "random_weights": checkpoint is None,
         },
-        "clip": {"frames": geometry.frames, "height": geometry.height, "width": geometry.width, "channels": 3,
-                 "input_dtype": "uint8", "color": "RGB"},
-        "sampling": {"clip_len": geometry.frames, "frame_interval": config.frame_interval,
-                     "mean": list(MEAN), "std": list(STD), "scale": "0..255"},
-        "features_dim": config.features_dim,
-        "num_classes": config.num_classes if model.has_head else None,
         "labels": list(labels) if labels is not None else None,
-        "precision": precision,
-        "default_signature": default_signature,
         "signatures": list(signatures),
         "warmup_batch_sizes": list(batch_sizes),
         "versions": {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
 
 import keras
 
+from vswin import contract
 from vswin.export import metadata, signatures as sigs, versions, warmup
 from vswin.export.options import PRECISIONS
 
@@ -29,9 +31,9 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
-def export_model(model, base: Path, name: str, *, version: int | None = None, frames: int = 32,
-                 size: tuple[int, int] = (224, 224), precision: str = "float32",
-                 labels: Sequence[str] | None = None, batch_sizes: Sequence[int] = (1,),
+def export_model(model, base: Path, name: str, *, version: int | None = None, frames: int = contract.CLIP_LEN,
+                 size: tuple[int, int] = (contract.CROP_SIZE, contract.CROP_SIZE), precision: str = "float32",
+                 labels: Sequence[str] | None = None, batch_sizes: Sequence[int] = contract.ALLOWED_BATCH_SIZES,
                  default_signature: str = sigs.XLA, overwrite: bool = False,
                  checkpoint: Path | None = None) -> Path:
     """Export `model` (built with `precision`'s policy) to `base/name/version`; returns that directory.
@@ -49,7 +51,9 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     if version is not None:
         versions.check_target(model_base, version, overwrite)
     geometry = sigs.ClipGeometry(frames, *size)
-    endpoints = sigs.build_signatures(model, geometry, default_signature, labels)
+    served = metadata.serving_metadata(model, geometry=geometry, precision=precision,
+                                       default_signature=default_signature)
+    endpoints = sigs.build_signatures(model, geometry, default_signature, labels, json.dumps(served))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -61,14 +65,14 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     # a server without XLA, where replaying `features_xla` would fail and keep the version from loading.
     frame_signatures = [
         e.name for e in endpoints
-        if e.input_spec.name == "frames" and not (e.jit_compile and default_signature == sigs.GRAPH)
+        if e.input_spec.name == contract.FRAMES and not (e.jit_compile and default_signature == sigs.GRAPH)
     ]
     with (
         versions.reserved_version(model_base, version) as version,
         versions.staged_version(model_base, version, overwrite) as staging,
     ):
         archive.write_out(str(staging), verbose=False)
-        assets_extra = staging / "assets.extra"
+        assets_extra = staging / contract.ASSETS_EXTRA
         warmup.write_warmup(assets_extra, warmup.warmup_logs(name, frame_signatures, batch_sizes, (frames, *size, 3)))
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             model, checkpoint=checkpoint, geometry=geometry, precision=precision,

@@ -14,10 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from vswin.export.options import GRAPH, XLA
-from vswin.model import MEAN, STD
-
-DEFAULT_TOP_K = 5
+from vswin import contract
+from vswin.contract import GRAPH, MEAN, STD, XLA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +25,10 @@ class ClipGeometry:
     width: int
 
     def frames_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.uint8, name="frames")
+        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.uint8, name=contract.FRAMES)
 
     def clips_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.float32, name="clips")
+        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.float32, name=contract.CLIPS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +64,13 @@ def normalize(frames: tf.Tensor) -> tf.Tensor:
 
 
 def build_signatures(model, geometry: ClipGeometry, default: str = XLA,
-                     labels: Sequence[str] | None = None) -> list[Signature]:
+                     labels: Sequence[str] | None = None, metadata_json: str = "{}") -> list[Signature]:
     """The signatures for `model`; `default` picks which of XLA/graph serves as `serving_default`.
 
     The non-default variant stays available by name (`features_graph` or
     `features_xla`); the other signatures follow the default's compilation,
     so a server that cannot compile XLA works with `default="graph"`.
+    `metadata_json` is what the `metadata` signature returns.
     """
     if default not in (XLA, GRAPH):
         raise ValueError(f"default signature must be {XLA!r} or {GRAPH!r}, not {default!r}")
@@ -80,19 +79,37 @@ def build_signatures(model, geometry: ClipGeometry, default: str = XLA,
     forward = _compiled(model, jit)
     alternate_forward = _compiled(model, not jit)
     frames_spec = geometry.frames_spec()
-    alternate = "features_graph" if jit else "features_xla"
+    alternate = contract.FEATURES_GRAPH if jit else contract.FEATURES_XLA
+    features, feature_map = contract.FEATURES, contract.FEATURE_MAP_OUTPUT
     signatures = [
-        Signature("serving_default", jit, frames_spec,
-                  lambda frames: {"features": forward(normalize(frames))["features"]}),
+        Signature(contract.SERVING_DEFAULT, jit, frames_spec,
+                  lambda frames: {features: forward(normalize(frames))[features]}),
         Signature(alternate, not jit, frames_spec,
-                  lambda frames: {"features": alternate_forward(normalize(frames))["features"]}),
-        Signature("features_float", jit, geometry.clips_spec(), lambda clips: {"features": forward(clips)["features"]}),
-        Signature("feature_map", jit, frames_spec,
-                  lambda frames: {"feature_map": forward(normalize(frames))["feature_map"]}),
+                  lambda frames: {features: alternate_forward(normalize(frames))[features]}),
+        Signature(contract.FEATURES_FLOAT, jit, geometry.clips_spec(),
+                  lambda clips: {features: forward(clips)[features]}),
+        Signature(contract.FEATURE_MAP, jit, frames_spec,
+                  lambda frames: {feature_map: forward(normalize(frames))[feature_map]}),
+        metadata_signature(metadata_json),
     ]
     if model.has_head:
-        signatures.append(Signature("classify", jit, frames_spec, _classify_fn(forward, model, labels)))
+        signatures.append(Signature(contract.CLASSIFY, jit, frames_spec, _classify_fn(forward, model, labels)))
     return signatures
+
+
+def metadata_signature(metadata_json: str) -> Signature:
+    """`metadata`: the export's description, one JSON string per input row.
+
+    GetModelMetadata carries signatures only, so this is how a client reads the
+    preprocessing the model expects. The int32 `row` input only gives the call a
+    batch dimension, which TF Serving's batcher requires of every signature.
+    """
+    spec = tf.TensorSpec([None], tf.int32, name=contract.METADATA_INPUT)
+
+    def metadata(row):
+        return {contract.METADATA_OUTPUT: tf.fill(tf.shape(row), tf.constant(metadata_json))}
+
+    return Signature(contract.METADATA, False, spec, metadata)
 
 
 def _classify_fn(forward: Callable, model, labels: Sequence[str] | None) -> Callable:
@@ -100,18 +117,18 @@ def _classify_fn(forward: Callable, model, labels: Sequence[str] | None) -> Call
     if labels is not None and len(labels) != classes:
         raise ValueError(f"label file has {len(labels)} labels, the checkpoint's head has {classes} classes")
     names = tf.constant(np.array(labels if labels is not None else [str(i) for i in range(classes)], dtype=object))
-    k = min(DEFAULT_TOP_K, classes)
+    k = min(contract.DEFAULT_TOP_K, classes)
 
     def classify(frames):
-        logits = forward(normalize(frames))["logits"]
+        logits = forward(normalize(frames))[contract.LOGITS]
         probabilities = tf.nn.softmax(logits, axis=-1)
         top = tf.math.top_k(probabilities, k=k)
         return {
-            "logits": logits,
-            "probabilities": probabilities,
-            "top_k_scores": top.values,
-            "top_k_classes": tf.cast(top.indices, tf.int32),
-            "top_k_labels": tf.gather(names, top.indices),
+            contract.LOGITS: logits,
+            contract.PROBABILITIES: probabilities,
+            contract.TOP_K_SCORES: top.values,
+            contract.TOP_K_CLASSES: tf.cast(top.indices, tf.int32),
+            contract.TOP_K_LABELS: tf.gather(names, top.indices),
         }
 
     return classify

@@ -15,8 +15,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-WARMUP_FILE = "tf_serving_warmup_requests"
-MAX_RECORDS = 1000  # TF Serving reads at most this many
+from vswin.contract import FRAMES, MAX_WARMUP_RECORDS, WARMUP_FILE
 
 
 def zero_frames(shape: Iterable[int]) -> tensor_pb2.TensorProto:
@@ -26,17 +25,17 @@ def zero_frames(shape: Iterable[int]) -> tensor_pb2.TensorProto:
 
 
 def warmup_logs(model_name: str, signatures: Iterable[str], batch_sizes: Iterable[int],
-                clip_shape: tuple[int, int, int, int]) -> list[prediction_log_pb2.PredictionLog]:
+                clip_shape: tuple[int, int, int, int], input_name: str = FRAMES) -> list[prediction_log_pb2.PredictionLog]:
     logs = []
     for signature in signatures:
         for batch in batch_sizes:
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
             )
-            request.inputs["frames"].CopyFrom(zero_frames((batch, *clip_shape)))
+            request.inputs[input_name].CopyFrom(zero_frames((batch, *clip_shape)))
             logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
-    if len(logs) > MAX_RECORDS:
-        raise ValueError(f"{len(logs)} warmup requests; TF Serving replays at most {MAX_RECORDS}")
+    if len(logs) > MAX_WARMUP_RECORDS:
+        raise ValueError(f"{len(logs)} warmup requests; TF Serving replays at most {MAX_WARMUP_RECORDS}")
     return logs
 
 

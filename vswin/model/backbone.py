@@ -14,6 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from vswin import contract
 from vswin.model.layers import LAYER_NORM_EPSILON, PatchEmbedding3D, SwinStage3D
 from vswin.model.presets import VideoSwinConfig
 
@@ -98,9 +99,9 @@ class VideoSwin(keras.Model):
     def call(self, clips):
         feature_map = self.backbone(clips)
         features = ops.mean(ops.cast(feature_map, "float32"), axis=(1, 2, 3))
-        outputs = {"features": features, "feature_map": ops.cast(feature_map, "float32")}
+        outputs = {contract.FEATURES: features, contract.FEATURE_MAP_OUTPUT: ops.cast(feature_map, "float32")}
         if self.head is not None:
-            outputs["logits"] = ops.cast(self.head(ops.cast(features, self.compute_dtype)), "float32")
+            outputs[contract.LOGITS] = ops.cast(self.head(ops.cast(features, self.compute_dtype)), "float32")
         return outputs
 
     def get_config(self) -> dict[str, Any]:

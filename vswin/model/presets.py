@@ -13,9 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Normalisation of the official pipeline, RGB on the 0..255 scale.
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
+from vswin.contract import CLIP_LEN, FRAME_INTERVAL, MEAN, STD  # noqa: F401  (MEAN, STD re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +31,8 @@ class VideoSwinConfig:
     patch_norm: bool = True
     num_classes: int = 400
     # Test-time sampling of the original config: clip_len frames, every frame_interval-th.
-    clip_len: int = 32
-    frame_interval: int = 2
+    clip_len: int = CLIP_LEN
+    frame_interval: int = FRAME_INTERVAL
     dataset: str = ""
     top1: float | None = None
     source: str = ""

@@ -14,16 +14,17 @@ from typing import Callable, Iterable, Mapping
 
 from tensorflow_serving.config import model_server_config_pb2
 
+from vswin import contract
+from vswin.contract import SERVE_TAG
 from vswin.serving.model_config import LABEL_PATTERN
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
 
-SERVE_TAG = "serve"
-# Signatures every `vswin export` has (DESIGN.md, "Exported SavedModel"), plus one of the two forward passes
-# that is not serving_default (features_graph when serving_default is XLA, features_xla otherwise).
-REQUIRED_SIGNATURES = ("serving_default", "features_float", "feature_map")
-ALTERNATE_SIGNATURES = ("features_graph", "features_xla")
+# Signatures every `vswin export` has (docs/design.md, "Exported SavedModel"), plus one of the two forward
+# passes that is not serving_default (features_graph when serving_default is XLA, features_xla otherwise).
+REQUIRED_SIGNATURES = (contract.SERVING_DEFAULT, contract.FEATURES_FLOAT, contract.FEATURE_MAP)
+ALTERNATE_SIGNATURES = (contract.FEATURES_GRAPH, contract.FEATURES_XLA)
 POLICIES = ("latest", "all", "specific")
 LATEST_LABEL_VALUE = "latest"
 

@@ -19,15 +19,15 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import prediction_log_pb2
 
+from vswin import contract
+from vswin.contract import MAX_WARMUP_RECORDS, SERVE_TAG
 from vswin.serving.errors import ServingError, failed_precondition, invalid_argument, status_code_from_number
 from vswin.serving.tensors import to_ndarray
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
-SERVE_TAG = "serve"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000  # TF Serving's kMaxNumRecordsToLoad
+DEFAULT_SIGNATURE = contract.SERVING_DEFAULT
+WARMUP_FILE = Path(contract.ASSETS_EXTRA) / contract.WARMUP_FILE
 
 
 def tensor_spec(info: meta_graph_pb2.TensorInfo) -> str:
