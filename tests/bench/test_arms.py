@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vswin import contract
-from vswin.bench.arms import CATALOG, KERAS, TORCH, Arm, parse_arm, parse_arms
+from vswin.bench.arms import CATALOG, TORCH, Arm, parse_arm, parse_arms
 from vswin.bench.interleave import Plan, check_workers, worker_env
 
 
@@ -40,8 +40,6 @@ def test_each_worker_runs_its_keras_backend_and_the_arm_env_wins_over_the_plan()
     assert graph["KERAS_BACKEND"] == "tensorflow" and graph["TF_ENABLE_ONEDNN_OPTS"] == "0"
     assert graph["OMP_NUM_THREADS"] == "2"
     assert "KERAS_BACKEND" not in worker_env(parse_arm("pytorch"), plan)
-    keras_on_torch = Arm("keras_torch", TORCH, {"source": KERAS})
-    assert worker_env(keras_on_torch, plan)["KERAS_BACKEND"] == "torch"
 
 
 def test_arms_sharing_a_worker_must_share_its_environment():

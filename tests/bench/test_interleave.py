@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from vswin.bench import interleave
-from vswin.bench.arms import KERAS_JAX, KERAS_TF, ORIGINAL, TORCH, Arm
+from vswin.bench.arms import KERAS_JAX, KERAS_TF, TORCH, Arm
 from vswin.bench.case import Case
 from vswin.bench.worker import ArmFailed
 
@@ -99,7 +99,7 @@ def test_agreement_against_the_reference_uses_the_precision_tolerance(monkeypatc
 
 def test_the_original_pytorch_arm_prepares_first_and_writes_the_weights(monkeypatch):
     fake = FakeWorkers({"tf": [1] * 3, "pt": [2] * 3})
-    arm_list = [Arm("tf", KERAS_TF), Arm("pt", TORCH, {"source": ORIGINAL})]
+    arm_list = [Arm("tf", KERAS_TF), Arm("pt", TORCH)]
     case = run(monkeypatch, fake, arm_list)["cases"][0]
     assert [arm for op, arm in fake.calls if op == "prepare"] == ["pt", "tf"]
     assert case["reference"] == "tf"  # the first listed arm stays the reference

@@ -18,9 +18,9 @@ from typing import Any
 from vswin import contract
 
 # Backends a worker knows how to run (vswin.bench.backends.<kind>).
+# torch: the original PyTorch code; keras_*: vswin's Keras model; savedmodel: an export's signature.
 TORCH, KERAS_TF, KERAS_JAX, SAVEDMODEL = "torch", "keras_tf", "keras_jax", "savedmodel"
 KINDS = (TORCH, KERAS_TF, KERAS_JAX, SAVEDMODEL)
-ORIGINAL, KERAS = "original", "keras"  # torch arms: the original PyTorch code, or vswin's Keras model on torch
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -45,8 +45,8 @@ class Arm:
 
     @property
     def writes_original_weights(self) -> bool:
-        """Whether this arm can create the shared weights in the original's .pth layout."""
-        return self.kind == TORCH and self.options.get("source", ORIGINAL) == ORIGINAL
+        """Whether this arm creates the shared weights in the original's .pth layout (the original PyTorch code)."""
+        return self.kind == TORCH
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -59,8 +59,8 @@ XLA_XNN_FLAGS = "--xla_cpu_experimental_xnn_fusion_type=dot"
 _ONEDNN_OFF, _ONEDNN_ON = {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_ENABLE_ONEDNN_OPTS": "1"}
 
 CATALOG: dict[str, Arm] = {arm.name: arm for arm in (
-    Arm("pytorch", TORCH, {"source": ORIGINAL}, description="the original PyTorch implementation, eager"),
-    Arm("pytorch_compile", TORCH, {"source": ORIGINAL, "compile": True},
+    Arm("pytorch", TORCH, {}, description="the original PyTorch implementation, eager"),
+    Arm("pytorch_compile", TORCH, {"compile": True},
         description="the original PyTorch implementation under torch.compile"),
     Arm("tf_graph", KERAS_TF, {"jit": False}, _ONEDNN_OFF, description="Keras on TensorFlow, tf.function, oneDNN off"),
     Arm("tf_onednn", KERAS_TF, {"jit": False}, _ONEDNN_ON, description="Keras on TensorFlow, tf.function, oneDNN on"),

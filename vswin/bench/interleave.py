@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vswin.bench import machine
-from vswin.bench.arms import KERAS, KERAS_JAX, KERAS_TF, SAVEDMODEL, TORCH, Arm
+from vswin.bench.arms import KERAS_JAX, KERAS_TF, SAVEDMODEL, Arm
 from vswin.bench.case import Case
 from vswin.bench.worker import ArmFailed, WorkerProcess
 
@@ -53,9 +53,8 @@ class Plan:
 def worker_env(arm: Arm, plan: Plan) -> dict[str, str]:
     """The environment an arm's worker is started with: the plan's, the Keras backend, the arm's own."""
     env = dict(plan.env)
-    backend = _BACKEND_OF_KIND.get(arm.kind) or ("torch" if arm.options.get("source") == KERAS else None)
-    if backend:
-        env["KERAS_BACKEND"] = backend
+    if arm.kind in _BACKEND_OF_KIND:
+        env["KERAS_BACKEND"] = _BACKEND_OF_KIND[arm.kind]
     env.update(arm.env)
     return env
 

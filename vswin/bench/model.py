@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from vswin import contract
 from vswin.bench import machine
-from vswin.bench.arms import CPU_TABLE, ORIGINAL, SAVEDMODEL, TORCH, Arm, parse_arms
+from vswin.bench.arms import CPU_TABLE, SAVEDMODEL, TORCH, Arm, parse_arms
 from vswin.bench.case import Case
 
 
@@ -40,7 +40,7 @@ def model_arms(names: str | None, original_repo: str | None, torch_compile: bool
     arms = []
     for arm in parse_arms(names):
         options = {**arm.options, "precision": precision}
-        if arm.kind == TORCH and options.get("source") == ORIGINAL:
+        if arm.kind == TORCH:
             if not original_repo:
                 raise ValueError(f"arm {arm.name!r} runs the original PyTorch code: give --original-repo PATH")
             options["original_repo"] = str(original_repo)

@@ -1,12 +1,9 @@
-"""PyTorch: the original implementation (or vswin's Keras model on Keras's torch backend), eager or compiled.
+"""PyTorch: the original implementation, `SwinTransformer3D` from a checkout (`original_repo`), eager or compiled.
 
-Options: `source` (`original`: `SwinTransformer3D` from `original_repo`;
-`keras`: the Keras model with KERAS_BACKEND=torch, which needs no checkout
-and is what the CPU smoke test of benchmarks/gpu runs), `compile`
-(torch.compile, with `compile_backend`, default inductor, and `compile_mode`),
-`precision` (bfloat16: autocast for the original, the mixed_bfloat16 policy
-for Keras). The original writes the shared weights in its own .pth layout,
-which vswin's converter reads for the other arms.
+Options: `compile` (torch.compile, with `compile_backend`, default inductor,
+and `compile_mode`), `precision` (bfloat16: autocast, as mixed-precision
+inference runs the original). It writes the shared weights in the official
+checkpoint layout, which vswin's converter reads for the other arms.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vswin.bench.arms import KERAS, ORIGINAL
 from vswin.bench.backends import Forward
 from vswin.bench.case import Case, clips
 
@@ -24,36 +20,18 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
     import torch
 
     device = torch.device(case.device)
-    source = options.get("source", ORIGINAL)
-    bfloat16 = options.get("precision", "float32") == "bfloat16"
-    if source == ORIGINAL:
-        model = _original(case, options, write_weights).to(device)
-        inputs = torch.from_numpy(clips(case)).permute(0, 4, 1, 2, 3).contiguous().to(device)
-        autocast = bfloat16
-
-        def features(out):  # the original returns the feature map [B, C, T', H', W']
-            return out.float().mean(dim=(2, 3, 4))
-    elif source == KERAS:
-        from vswin import contract
-        from vswin.bench.backends import keras_model
-
-        model = keras_model.load(case, options.get("precision", "float32"), write_weights)
-        inputs = torch.from_numpy(clips(case)).to(device)
-        autocast = False  # the Keras dtype policy already computes in bfloat16
-
-        def features(out):
-            return out[contract.FEATURES].float()
-    else:
-        raise ValueError(f"torch arm source must be {ORIGINAL!r} or {KERAS!r}, not {source!r}")
+    model = _original(case, options, write_weights).to(device)
+    inputs = torch.from_numpy(clips(case)).permute(0, 4, 1, 2, 3).contiguous().to(device)  # NTHWC -> NCTHW
     forward = model
     if options.get("compile"):
         forward = torch.compile(model, backend=options.get("compile_backend", "inductor"),
                                 mode=options.get("compile_mode"))  # fmt: skip
+    bfloat16 = options.get("precision", "float32") == "bfloat16"
 
     def call():
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            result = features(forward(inputs))
-        return result.cpu().numpy()  # waits for the device
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            feature_map = forward(inputs)  # [B, C, T', H', W']
+        return feature_map.float().mean(dim=(2, 3, 4)).cpu().numpy()  # the I3D head's pooling; waits for the device
 
     return call
 
