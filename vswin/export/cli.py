@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vswin import contract
-from vswin.export.options import GRAPH, PRECISIONS, XLA
+from vswin.export.options import PRECISIONS
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -56,14 +56,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan = ",".join(map(str, contract.ALLOWED_BATCH_SIZES))
     parser.add_argument("--batch-sizes", type=_int_list, default=contract.ALLOWED_BATCH_SIZES,
                         help=f"Warmup batch sizes: the batching config's allowed_batch_sizes (default {plan}).")
-    parser.add_argument("--default-signature", choices=(XLA, GRAPH), default=XLA,
-                        help="Which forward pass serves as serving_default (default xla); use graph for servers "
-                        "that cannot compile XLA.")
+    parser.add_argument("--default-signature", choices=contract.DEFAULT_SIGNATURE_CHOICES, default=contract.AUTO,
+                        help="Which forward pass serves as serving_default: auto (default) times XLA and graph on "
+                        "this machine's device and takes the faster (recorded in vswin.json; export on the serving "
+                        "hardware or name one); xla; graph for servers that cannot compile XLA.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing version.")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from vswin import runtime
+
+    runtime.apply()  # the `auto` measurement runs with the settings `vswin serve` will run with
     import vswin.model
     from vswin.export import dtype_policy, export_model, read_labels
     from vswin.export.versions import VersionExistsError, check_target
