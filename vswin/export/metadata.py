@@ -45,12 +45,18 @@ def serving_metadata(model, *, geometry, precision: str, default_signature: str)
 
 def export_metadata(model, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
                     signatures: Sequence[str], batch_sizes: Sequence[int], labels: Sequence[str] | None,
-                    model_name: str, version: int) -> dict[str, Any]:
-    """The full vswin.json: serving_metadata plus provenance (checkpoint, versions, time)."""
+                    model_name: str, version: int,
+                    default_signature_choice: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full vswin.json: serving_metadata plus provenance (checkpoint, versions, time).
+
+    `default_signature_choice`: what `--default-signature` asked for and, for
+    `auto`, the measurement that decided (vswin.export.autoselect).
+    """
     return {
         "model_name": model_name,
         "version": version,
         **serving_metadata(model, geometry=geometry, precision=precision, default_signature=default_signature),
+        "default_signature_choice": default_signature_choice or {"requested": default_signature, "measurement": None},
         "architecture": model.config.to_dict(),
         "checkpoint": {
             "path": str(checkpoint.resolve()) if checkpoint else None,

@@ -10,7 +10,7 @@ from typing import Sequence
 import keras
 
 from vswin import contract
-from vswin.export import metadata, signatures as sigs, versions, warmup
+from vswin.export import autoselect, metadata, signatures as sigs, versions, warmup
 from vswin.export.options import PRECISIONS
 
 log = logging.getLogger("vswin.export")
@@ -39,8 +39,13 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     """Export `model` (built with `precision`'s policy) to `base/name/version`; returns that directory.
 
     Without `version`, takes the next free integer. Everything that can be
-    checked is checked before the first byte is written.
+    checked is checked before the first byte is written. `default_signature`
+    `auto` times the XLA and graph passes here and serves the faster one
+    (vswin.export.autoselect), recorded in vswin.json.
     """
+    if default_signature not in contract.DEFAULT_SIGNATURE_CHOICES:
+        raise ValueError(f"default signature must be one of {contract.DEFAULT_SIGNATURE_CHOICES}, "
+                         f"not {default_signature!r}")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model name {name!r} must be a plain directory name")
     if frames < 1 or min(size) < 1:
@@ -51,6 +56,12 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     if version is not None:
         versions.check_target(model_base, version, overwrite)
     geometry = sigs.ClipGeometry(frames, *size)
+    choice = {"requested": default_signature, "measurement": None}
+    if default_signature == contract.AUTO:
+        measurement = autoselect.measure(model, geometry)
+        default_signature = measurement["chosen"]
+        choice.update(measurement=measurement, note=autoselect.explain(measurement))
+        log.info("default signature: %s", choice["note"])
     served = metadata.serving_metadata(model, geometry=geometry, precision=precision,
                                        default_signature=default_signature)
     endpoints = sigs.build_signatures(model, geometry, default_signature, labels, json.dumps(served))
@@ -77,7 +88,7 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             model, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
-            model_name=name, version=version,
+            model_name=name, version=version, default_signature_choice=choice,
         ))
     target = model_base / str(version)
     log.info("exported %s version %d to %s (signatures: %s)", name, version, target, ", ".join(names))
