@@ -84,12 +84,13 @@ def model_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam relays every worker's INFO lines
+
     from vswin.beam import metrics
     from vswin.beam.pipeline import Job, run as run_job
     from vswin.client.extract import ExtractOptions
 
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam relays every worker's INFO lines
     try:
         job = Job(inputs=args.inputs, output=args.output, model=model_from_args(args),
                   options=ExtractOptions(**extract_options(args)), output_format=args.output_format,

@@ -38,6 +38,7 @@ def local_file(uri: str) -> Iterator[str]:
         yield copy.name
 
 
+@beam.typehints.with_output_types(View, **{META: tuple[str, VideoMeta]})
 class DecodeVideos(beam.DoFn):
     """URI -> its views (main output) then, once the whole video decoded, its VideoMeta (output `meta`).
 

@@ -124,6 +124,7 @@ class Job:
 def build(pipeline: beam.Pipeline, job: Job) -> None:
     """Add the job's steps to `pipeline`."""
     fmt = FORMATS[job.output_format]
+    fmt.check()
     plan = plan_output(job.output, fmt.suffix, job.num_shards, job.skip_existing)
     uris = pipeline | "Inputs" >> ReadVideoUris(job.inputs)
     carried = None

@@ -49,6 +49,10 @@ class ParquetFormat:
     name, suffix = "parquet", ".parquet"
 
     @staticmethod
+    def check() -> None:
+        import pyarrow  # noqa: F401  (in the [beam] extra)
+
+    @staticmethod
     def encode(result: ExtractResult) -> dict:
         return {KEY: result.video, MODEL: result.model, VERSION: int(result.version),
                 CLIP_STARTS: result.clip_starts.astype(np.float64).tolist(), FEATURES: result.features.tolist(),
@@ -71,6 +75,16 @@ class TFRecordFormat:
 
     name, suffix = "tfrecord", ".tfrecord"
     _FLOATS = frozenset({CLIP_STARTS, FEATURES, CLIP_FEATURES})
+
+    @staticmethod
+    def check() -> None:
+        """Fail before the job rather than at its last step: Beam's TFRecord sink needs a CRC-32C library."""
+        from apache_beam.io import tfrecordio
+
+        try:
+            tfrecordio._default_crc32c_fn(b"")  # Beam's own lookup of google-crc32c, crcmod or snappy
+        except RuntimeError as err:
+            raise ValueError(f"--format tfrecord needs google-crc32c (pip install 'vswin-serving[beam]'): {err}") from None
 
     def encode(self, result: ExtractResult) -> bytes:
         return examples.encode({
