@@ -80,20 +80,21 @@ def test_remote_mode_on_two_worker_processes_matches_the_client_without_tensorfl
     assert "2 videos written, 2 failed" in process.stderr
 
 
-def test_in_process_mode_matches_the_client(served, expected, videos, tmp_path, micro_export):
-    from vswin.cli import main
-
+def test_in_process_mode_shares_one_model_between_two_worker_processes(
+    expected, videos, tmp_path, micro_export, subprocess_env
+):
     for path in ("corrupt.mp4", "empty.mp4"):
         (videos / path).unlink()
     prefix = tmp_path / "out" / "feats"
-    code = main(["beam", "--inputs", str(videos / "*.mp4"), "--output", str(prefix),
-                 "--savedmodel", str(micro_export / "1"), *SAMPLING_FLAGS, "--metrics-json", str(tmp_path / "m.json")])
+    process, counters = run_beam(
+        ["--inputs", str(videos / "*.mp4"), "--output", str(prefix), "--savedmodel", str(micro_export / "1"),
+         *SAMPLING_FLAGS, "--model-copies", "1", *MULTI_PROCESS],
+        subprocess_env, tmp_path / "metrics.json")
 
-    assert code == 0
+    assert process.returncode == 0, process.stderr[-3000:]
     assert_rows_match(read_rows(prefix), expected, videos)
     assert read_failures(prefix) == {}
-    counters = json.loads((tmp_path / "m.json").read_text())["counters"]
-    assert counters["model_setups"] == 1 and counters["requests"] >= 2
+    assert counters["model_setups"] == 1 and counters["requests"] >= 2  # one copy served both workers
 
 
 def test_skip_existing_processes_only_the_missing_keys(served, expected, videos, tmp_path, real_videos):
