@@ -4,8 +4,8 @@ Names are deterministic (PREFIX-SSSSS-of-NNNNN.parquet, PREFIX-failed-00000-of-0
 so running the same job again replaces its output instead of adding to it.
 With --skip-existing the earlier rows are read back, only the missing keys
 are processed, and both are written to the same names. Beam writes every
-shard to a temporary folder and renames them into place at the end, so a
-job that dies leaves the previous output as it was.
+shard to a temporary folder and replaces the earlier shards only at the very
+end, so a job that dies before then leaves the previous output as it was.
 """
 
 from __future__ import annotations
