@@ -84,8 +84,11 @@ def model_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam relays every worker's INFO lines
+    pipeline_args = list(args.pipeline_args)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # Beam's INFO lines would drown the job's own
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        if not any(arg.startswith("--default_sdk_harness_log_level") for arg in pipeline_args):
+            pipeline_args += ["--default_sdk_harness_log_level", "WARNING"]
 
     from vswin.beam import metrics
     from vswin.beam.pipeline import Job, run as run_job
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         job = Job(inputs=args.inputs, output=args.output, model=model_from_args(args),
                   options=ExtractOptions(**extract_options(args)), output_format=args.output_format,
                   num_shards=args.num_shards, skip_existing=args.skip_existing,
-                  pipeline_args=tuple(args.pipeline_args))
+                  pipeline_args=tuple(pipeline_args))
         totals, seconds = run_job(job)
     except ValueError as err:
         print(f"vswin beam: {err}", file=sys.stderr)
