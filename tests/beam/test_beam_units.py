@@ -189,3 +189,26 @@ def test_cli_hands_unknown_options_only_to_beam(capsys):
         ["beam", "--inputs", "v/", "--output", "o", "--server", "s:1", "--model", "m", "--runner", "DataflowRunner",
          "--direct_num_workers", "2", "--clips", "2"])
     assert extra == ["--runner", "DataflowRunner", "--direct_num_workers", "2"] and args.clips == 2
+
+
+def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(served, real_videos):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    from vswin.beam import ExtractFeatures
+
+    served.servicer.failures = [grpc.StatusCode.INVALID_ARGUMENT]  # the first Predict only; never retried
+    uris = [str(real_videos["bikes"]), str(real_videos["bigbuckbunny"])]
+
+    def one_failure(failures):
+        assert len(failures) == 1 and failures[0].key in uris, failures
+        assert failures[0].stage == "inference" and "INVALID_ARGUMENT" in failures[0].error
+
+    def one_row(results):
+        assert len(results) == 1 and results[0].video in uris and results[0].clip_features.shape == (2, 3, 8)
+
+    with beam.Pipeline() as pipeline:
+        out = (pipeline | beam.Create(uris)
+               | ExtractFeatures(RemoteModel(served.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
+        assert_that(out.failed, one_failure, label="failed")
+        assert_that(out.rows, one_row, label="rows")
