@@ -3,7 +3,7 @@
 Composable PTransforms for a user's own pipeline, and the pipeline behind `vswin beam`:
 
     import apache_beam as beam
-    from vswin.beam import ExtractFeatures, ReadVideoUris, RemoteModel, WriteFeatures
+    from vswin.beam import ExtractFeatures, ReadVideoUris, RemoteModel, WriteFailures, WriteFeatures
     from vswin.client.extract import ExtractOptions
 
     with beam.Pipeline() as p:

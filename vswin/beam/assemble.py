@@ -8,13 +8,13 @@ import apache_beam as beam
 import numpy as np
 
 from vswin.beam import metrics
-from vswin.beam.elements import ASSEMBLE, Failure, VideoMeta, ViewFeatures
+from vswin.beam.elements import ASSEMBLE, DECODE, INFERENCE, Failure, VideoMeta, ViewFeatures
 from vswin.client.extract import ExtractOptions, ExtractResult, assemble
 from vswin.client.metadata import ModelInfo
 from vswin.client.video import VideoClips
 
 FAILED = "failed"
-STAGE_ORDER = ("decode", "inference", ASSEMBLE)
+STAGE_ORDER = (DECODE, INFERENCE, ASSEMBLE)
 
 
 def outcome(key: str, metas: list[VideoMeta], views: list[ViewFeatures], failures: list[Failure],

@@ -71,7 +71,8 @@ def model_from_args(args: argparse.Namespace):
     if args.server:
         if not args.model:
             raise ValueError("--server needs --model (the model's name on the server)")
-        channel = {k: v for k, v in tls_options(args).items() if v}
+        # Certificates travel as PEM bytes: the workers (Dataflow VMs) do not have the launcher's files.
+        channel = {k: v.read_bytes() if isinstance(v, Path) else v for k, v in tls_options(args).items() if v}
         return RemoteModel(args.server, args.model, version=args.version, label=args.label, signature=args.signature,
                            timeout=args.timeout, max_batch=args.max_batch, max_in_flight=args.max_in_flight,
                            num_retries=args.retries, channel=channel)
