@@ -78,7 +78,7 @@ def test_a_busy_port_is_an_error_naming_it(free_port: int) -> None:
     first, second = http_server(), http_server()
     first.start("127.0.0.1", free_port)
     try:
-        with pytest.raises(OSError, match=f"cannot serve HTTP .* on 127.0.0.1:{free_port}: Address already in use"):
+        with pytest.raises(OSError, match=f"cannot serve HTTP .* on 127.0.0.1:{free_port}: address already in use"):
             second.start("127.0.0.1", free_port)
         assert second.port is None
         assert get(f"http://127.0.0.1:{free_port}/v1/models/x")[0] == 404  # the first still answers

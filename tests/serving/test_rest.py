@@ -399,7 +399,7 @@ def test_metrics_share_the_rest_port_and_count_rest_requests(start_server, half_
 
 def test_a_taken_rest_port_fails_the_start_and_the_first_server_keeps_serving(hp2, start_server, half_plus_two_base):
     config = config_for(half_plus_two_base, name="half_plus_two")
-    with pytest.raises(OSError, match=f"cannot serve HTTP .* on 127.0.0.1:{hp2.rest_port}: Address already in use"):
+    with pytest.raises(OSError, match=f"cannot serve HTTP .* on 127.0.0.1:{hp2.rest_port}: address already in use"):
         start_server(config, rest_api_port=hp2.rest_port)
     port = free_port()
     same = ModelServer(ServerOptions(model_config=config, port=port, host="127.0.0.1", rest_api_port=port))
@@ -418,7 +418,7 @@ def test_vswin_serve_exits_non_zero_when_the_rest_port_is_taken(tmp_path, half_p
                    f"--rest_api_port={port}", "--model_name=half_plus_two", f"--model_base_path={half_plus_two_base}"]  # fmt: skip
         process = subprocess.run(command, capture_output=True, text=True, env=subprocess_env, timeout=600)
     assert process.returncode == 1, process.stderr[-3000:]
-    assert f"cannot serve HTTP (REST API, metrics) on 127.0.0.1:{port}: Address already in use" in process.stderr
+    assert f"cannot serve HTTP (REST API, metrics) on 127.0.0.1:{port}: address already in use" in process.stderr
 
 
 def test_bodies_above_the_message_limit_are_resource_exhausted_and_nothing_else_is_affected(start_server, half_plus_two_base):
@@ -448,7 +448,7 @@ def test_gzip_and_chunked_bodies_are_read_as_tf_serving_reads_them(hp2):
     still_serving(hp2)
 
 
-def test_rest_requests_go_through_the_batch_scheduler_with_the_rest_timeout(start_server, model_base, tmp_path):
+def test_rest_requests_go_through_the_batch_scheduler_with_the_rest_timeout(start_server, stubs, model_base, tmp_path):
     parameters = tmp_path / "batching.txt"
     parameters.write_text("max_batch_size { value: 2 } batch_timeout_micros { value: 3000000 }")
     server = start_server(config_for(model_base), rest_api_port=free_port(), enable_batching=True,
@@ -456,8 +456,12 @@ def test_rest_requests_go_through_the_batch_scheduler_with_the_rest_timeout(star
     path = "/v1/models/tiny:predict"
     body = {"signature_name": contract.FEATURES_GRAPH, "instances": savedmodels.clips(1).tolist()}
     assert rest(server, "POST", path, body) == (504, {"error": "Deadline exceeded while waiting in the batch queue"})
-    too_big = {"signature_name": contract.FEATURES_GRAPH, "instances": savedmodels.clips(3).tolist()}
-    assert_error(rest(server, "POST", path, too_big), 400, "the request has batch size 3, more than max_batch_size 2")
+    clips = savedmodels.clips(3)
+    with pytest.raises(grpc.RpcError) as by_grpc:
+        stubs(server)[0].Predict(predict_request("tiny", {"frames": clips}, contract.FEATURES_GRAPH), timeout=60)
+    assert by_grpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    too_big = {"signature_name": contract.FEATURES_GRAPH, "instances": clips.tolist()}
+    assert rest(server, "POST", path, too_big) == (400, {"error": by_grpc.value.details()})
 
 
 def test_concurrent_requests_queue_for_the_rest_threads(start_server, half_plus_two_base):

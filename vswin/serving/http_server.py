@@ -68,7 +68,8 @@ class HttpServer:
         try:
             self._server = _PooledHTTPServer((host, port), _handler(self), self.threads)
         except OSError as err:
-            raise OSError(err.errno, f"cannot serve HTTP (REST API, metrics) on {host}:{port}: {err.strerror}") from err
+            reason = (err.strerror or str(err)).lower()  # "address already in use" when the port is taken
+            raise OSError(err.errno, f"cannot serve HTTP (REST API, metrics) on {host}:{port}: {reason}") from err
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-accept", daemon=True)
         self._thread.start()
         return self.port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ class ServerOptions:
     port: int = 8500
     host: str = "0.0.0.0"
     rest_api_port: int = 0
-    rest_api_num_threads: int = field(default_factory=default_rest_api_threads)
+    rest_api_num_threads: int = default_rest_api_threads()
     rest_api_timeout_in_ms: int = REST_API_TIMEOUT_MS
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0
