@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from vswin import contract, runtime
 
 
@@ -17,6 +19,7 @@ def test_apply_sets_what_is_unset_and_keeps_what_the_user_set():
     assert runtime.apply(env) == {}
 
 
+@pytest.mark.slow
 def test_vswin_serve_runs_tensorflow_with_onednn_on(subprocess_env):
     # `vswin serve --version` loads TensorFlow in the handler, after the settings were applied.
     env = {key: value for key, value in subprocess_env.items() if key not in contract.SERVING_ENVIRONMENT}

@@ -64,6 +64,7 @@ def test_framework_arms_share_one_worker_each_and_the_reference_comes_first():
     assert all(arm.env == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} for arm in arms if arm.worker == "jax")
 
 
+@pytest.mark.slow
 def test_the_script_needs_no_tensorflow():
     code = ("import sys; sys.argv = ['x', '--help']\nimport gpu_bench\n"
             "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'jax') if m in sys.modules))")  # fmt: skip
