@@ -87,6 +87,8 @@ def table(case_result: dict[str, Any]) -> str:
     lines = [f"{case_result['label']}: {case_result['status']}"
              + (f" ({case_result['reason']})" if case_result.get("reason") else "")]
     if case_result["status"] != "ok":
+        lines += [f"  {name}: {entry['error'].strip().splitlines()[0]}"
+                  for name, entry in case_result.get("arms", {}).items() if entry.get("error")]  # fmt: skip
         return "\n".join(lines)
     reference = case_result["reference"]
     lines.append(f"  {'arm':<28} {'median s':>9} {'clips/s':>8} {'vs ' + str(reference):>24} {'first s':>8} "
