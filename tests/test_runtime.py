@@ -14,7 +14,8 @@ def test_apply_sets_what_is_unset_and_keeps_what_the_user_set():
     env = {"TF_ENABLE_ONEDNN_OPTS": "0"}
     added = runtime.apply(env)
     assert env["TF_ENABLE_ONEDNN_OPTS"] == "0"  # turned off on purpose: stays off
-    assert added == {key: value for key, value in contract.SERVING_ENVIRONMENT.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    expected = {key: value for key, value in contract.SERVING_ENVIRONMENT.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    assert added == expected
     assert all(env[key] == value for key, value in added.items())
     assert runtime.apply(env) == {}
 

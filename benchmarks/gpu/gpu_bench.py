@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                            budget_s=args.budget_s, env={"JAX_PLATFORMS": args.device})  # fmt: skip
     out = Path(args.out or f"benchmarks/results/gpu_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
     with tempfile.TemporaryDirectory(prefix="vswin-gpu-bench-") as work:
+        archs = args.arch.split(",")
         cases = [Case(arch, args.frames, args.size, int(batch), str(Path(work) / f"weights-{index}.pth"),
                       device=args.device)
-                 for batch in args.batch_sizes.split(",") for index, arch in enumerate(args.arch.split(","))]  # fmt: skip
+                 for batch in args.batch_sizes.split(",") for index, arch in enumerate(archs)]  # fmt: skip
 
         def report(case_result: dict) -> None:
             add_throughput(case_result)

@@ -43,7 +43,8 @@ def test_each_worker_runs_its_keras_backend_and_the_arm_env_wins_over_the_plan()
 
 
 def test_arms_sharing_a_worker_must_share_its_environment():
-    same = [Arm("a", TORCH, {"precision": "float32"}, worker="w"), Arm("b", TORCH, {"precision": "bfloat16"}, worker="w")]
+    same = [Arm("a", TORCH, {"precision": "float32"}, worker="w"),
+            Arm("b", TORCH, {"precision": "bfloat16"}, worker="w")]
     check_workers(same, Plan())
     clash = [Arm("a", TORCH, worker="w"), Arm("b", TORCH, env={"XLA_FLAGS": "--x"}, worker="w")]
     with pytest.raises(ValueError, match="sharing worker 'w'"):

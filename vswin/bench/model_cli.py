@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         if args.savedmodel:
             cases = [model.savedmodel_case(args.savedmodel[0], batch, args.seed) for batch in batch_sizes]
         else:
-            weights = work_dir / ("weights.pth" if any(a.writes_original_weights for a in arms) else "weights.weights.h5")
+            original = any(arm.writes_original_weights for arm in arms)  # its .pth layout, else Keras weights
+            weights = work_dir / ("weights.pth" if original else "weights.weights.h5")
             cases = [Case(args.arch, args.frames, args.size, batch, str(weights), args.seed,
                           export_dir=str(work_dir / "export")) for batch in batch_sizes]  # fmt: skip
         results = interleave.run(arms, cases, plan, work_dir, on_result=lambda r: print(model.table(r), flush=True))

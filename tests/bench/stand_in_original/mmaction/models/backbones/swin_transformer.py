@@ -72,8 +72,10 @@ class WindowAttention3D(nn.Module):
         span = [2 * w - 1 for w in window_size]
         self.relative_position_bias_table = nn.Parameter(torch.zeros(span[0] * span[1] * span[2], num_heads))
         coords = torch.stack(torch.meshgrid(*[torch.arange(w) for w in window_size], indexing="ij")).flatten(1)
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + torch.tensor([w - 1 for w in window_size])
-        self.register_buffer("relative_position_index", (relative * torch.tensor([span[1] * span[2], span[2], 1])).sum(-1))
+        offsets = torch.tensor([w - 1 for w in window_size])
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + offsets
+        strides = torch.tensor([span[1] * span[2], span[2], 1])
+        self.register_buffer("relative_position_index", (relative * strides).sum(-1))
         self.qkv, self.proj = nn.Linear(dim, dim * 3, bias=qkv_bias), nn.Linear(dim, dim)
         trunc_normal_(self.relative_position_bias_table, std=0.02)
 
@@ -85,7 +87,8 @@ class WindowAttention3D(nn.Module):
         attn = attn + bias.reshape(n, n, -1).permute(2, 0, 1)[None]
         if mask is not None:
             windows = mask.shape[0]
-            attn = (attn.view(b // windows, windows, self.num_heads, n, n) + mask[None, :, None]).view(b, self.num_heads, n, n)
+            attn = attn.view(b // windows, windows, self.num_heads, n, n) + mask[None, :, None]
+            attn = attn.view(b, self.num_heads, n, n)
         return self.proj((attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
