@@ -76,8 +76,9 @@ CATALOG: dict[str, Arm] = {arm.name: arm for arm in (
 )}  # fmt: skip
 
 # The CPU table of benchmarks/README.md, in its row order; pytorch rows only with --original-repo.
-CPU_TABLE = ("pytorch", "tf_graph", "tf_onednn", "tf_xla", "tf_xla_onednn", "tf_xla_xnn", "jax_jit",
-             "export_xla", "export_graph")  # fmt: skip
+# tf_onednn+bfc and export_graph run the project's CPU default (contract.SERVING_ENVIRONMENT, graph).
+CPU_TABLE = ("pytorch", "tf_graph", "tf_onednn", "tf_onednn+bfc", "tf_xla", "tf_xla_onednn", "tf_xla_xnn",
+             "jax_jit", "export_graph", "export_xla")  # fmt: skip
 
 # glibc malloc for large short-lived tensors: keep freed memory instead of returning it to the kernel, so
 # each call does not fault in fresh pages (mmap threshold at glibc's 32 MiB maximum for 64-bit).
