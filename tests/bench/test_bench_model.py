@@ -39,7 +39,7 @@ def test_every_path_computes_the_originals_function_and_is_timed_against_it(micr
         assert entry["status"] == "ok", (name, entry.get("error"))
         assert entry["agreement"]["within_tolerance"], (name, entry["agreement"])  # same weights, same clips
         assert len(entry["round_s"]) == 2 and entry["speedup_vs_reference"]["min"] > 0
-        assert entry["first_call_s"] > 0 and entry["minor_faults_per_call"] >= 0
+        assert entry["first_call_s"] > 0 and entry["minor_faults_per_call"] >= 0 and entry["worker_peak_rss_mib"] > 0
     assert arms["tf_onednn"]["settings"]["tensorflow"]["onednn_enabled"] is True
     assert arms["tf_onednn"]["settings"]["environment"]["TF_NUM_INTRAOP_THREADS"] == "1"
     assert arms["pytorch"]["settings"]["torch"]["threads"] == 1  # OMP_NUM_THREADS from --threads

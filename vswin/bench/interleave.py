@@ -228,6 +228,7 @@ def summarize(entries: dict[str, dict[str, Any]], rounds: dict[str, list[dict[st
             "cpu_s_per_call": sum(r["user_s"] + r["sys_s"] for r in measured) / calls,
             "sys_s_per_call": sum(r["sys_s"] for r in measured) / calls,
             "minor_faults_per_call": sum(r["minor_faults"] for r in measured) / calls,
+            "worker_peak_rss_mib": max(r.get("peak_rss_mib", 0) for r in measured),
         })  # fmt: skip
         if reference is not None and per_round.get(reference):
             base = per_round[reference]

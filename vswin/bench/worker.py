@@ -131,7 +131,9 @@ class _Worker:
             forward()
             times.append(time.perf_counter() - start)
         user2, system2, faults2 = _usage()
-        return {"times_s": times, "user_s": user2 - user, "sys_s": system2 - system, "minor_faults": faults2 - faults}
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        return {"times_s": times, "user_s": user2 - user, "sys_s": system2 - system, "minor_faults": faults2 - faults,
+                "peak_rss_mib": round(peak_mib)}  # fmt: skip
 
     def release(self, arm: str) -> dict:
         self.forwards.pop(arm, None)
