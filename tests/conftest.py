@@ -99,3 +99,29 @@ def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
     export_model(model, base, MICRO_MODEL_NAME, version=1, frames=16, size=(64, 64), batch_sizes=(1, 2),
                  checkpoint=micro_checkpoint)
     return base / MICRO_MODEL_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory) -> Path:
+    """The tiny exports of tests/tiny_exports.py (fake, legacy, ssv2, img), written once per session."""
+    from tests.tiny_exports import write_tiny_exports
+
+    return write_tiny_exports(tmp_path_factory.mktemp("tiny_exports"))
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_exports):
+    """One in-process vswin serve of every tiny export for the session (use `serving`, which resets its faults)."""
+    from tests.tiny_exports import TinyServer, tiny_config
+
+    server = TinyServer(tiny_config(tiny_exports))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def serving(tiny_server):
+    """The session's tiny server with no fault rules and nothing recorded yet; delays released after the test."""
+    tiny_server.faults.reset()
+    yield tiny_server
+    tiny_server.faults.reset()
