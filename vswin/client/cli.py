@@ -11,8 +11,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vswin import contract
+
+if TYPE_CHECKING:
+    from vswin.client.extract import ExtractOptions, Result
+    from vswin.client.metadata import ModelInfo
 
 log = logging.getLogger("vswin.extract")
 
@@ -32,7 +37,7 @@ MODEL_DEFAULT = "default: the model's, from its export"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "extract",
-        help="Extract Video Swin features from video files through a TF Serving endpoint.",
+        help="Extract Video Swin / Swin features from videos and images through a TF Serving endpoint.",
         description=DESCRIPTION,
     )
     add_arguments(parser)
@@ -132,7 +137,7 @@ def check_output(out: Path) -> str | None:
     return None
 
 
-def write_outputs(paths: dict[str, Path], result: object) -> None:
+def write_outputs(paths: dict[str, Path], result: Result) -> None:
     """Write the arrays and the sidecar to temporary files, then rename them into place, the sidecar last.
 
     A crash leaves no half output, and a write that fails (full disk,
@@ -260,7 +265,7 @@ async def _extract_all(args: argparse.Namespace, videos: list[str], skipped: int
     return 1 if failures else 0
 
 
-def _describe(options: object, info: object) -> str:
+def _describe(options: ExtractOptions, info: ModelInfo) -> str:
     """The preprocessing in use, for the log."""
     prep = info.preprocessing
     if info.family == contract.IMAGE:
