@@ -113,14 +113,14 @@ def test_extract_many_decodes_the_next_video_while_a_request_is_on_the_server(se
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all" * 100)
     videos = [real_videos["bikes"], real_videos["bigbuckbunny"], broken, real_videos["bikes"]]
-    original = ExtractOptions.views
+    original = ExtractOptions.batches
 
-    def recording_views(self, source, info, group_clips):
+    def recording_batches(self, source, info, group_clips):
         if str(source).endswith("bigbuckbunny.mp4"):
             serving.faults.release()
         return original(self, source, info, group_clips)
 
-    monkeypatch.setattr(ExtractOptions, "views", recording_views)
+    monkeypatch.setattr(ExtractOptions, "batches", recording_batches)
     serving.faults.delay(PREDICT, 120.0, signature=DEFAULT)
     with VideoSwinClient(serving.target, "fake") as client:
         results = list(client.extract_many(videos, clips=2, crops=1))

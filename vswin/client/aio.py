@@ -20,6 +20,7 @@ from vswin.client.extract import (
     ImageResult,
     Result,
     assemble,
+    flat_views,
     require_image_model,
 )
 from vswin.client.image import load_image
@@ -145,19 +146,19 @@ class AsyncVideoSwinClient(ClientCore):
     ) -> Result:
         """One file, part by part: the next part decodes on `pool` while this one is on the server."""
         loop = asyncio.get_running_loop()
-        views = options.views(source, info, self.max_batch)
+        groups = options.batches(source, info, self.max_batch)
         parts = []
-        pending = loop.run_in_executor(pool, next, views, None)
+        pending = loop.run_in_executor(pool, next, groups, None)
         try:
             while (part := await pending) is not None:
-                pending = loop.run_in_executor(pool, next, views, None)
-                parts.append((part, await self.features(part.views(info.view_shape), limiter=limiter)))
+                pending = loop.run_in_executor(pool, next, groups, None)
+                parts.append((part, await self.features(flat_views(part, info.view_shape), limiter=limiter)))
         finally:
             if not pending.done():
                 await asyncio.wait([pending])  # the generator may only be closed once no thread runs it
             if not pending.cancelled():
                 pending.exception()  # retrieved: a decode error after a failed request is not news
-            views.close()
+            groups.close()
         return assemble(parts, info, options)
 
     async def extract_many(

@@ -55,16 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--label", help="Model version label, e.g. stable.")
     parser.add_argument("--signature", default=contract.SERVING_DEFAULT,
                         help=f"Signature to call (default {contract.SERVING_DEFAULT}).")
-    video = parser.add_argument_group("video models (unset: the model's preprocessing, from its export)")
-    video.add_argument("--sampling", choices=contract.SAMPLING_MODES, help=f"Clip sampling ({MODEL_DEFAULT}).")
-    video.add_argument("--clips", type=int, help=f"Clips per video (uniform, dense, segments; {MODEL_DEFAULT}).")
-    video.add_argument("--crops", type=int, choices=(1, 3), help=f"1 center crop or 3 crops ({MODEL_DEFAULT}).")
-    video.add_argument("--frame-interval", type=int, help=f"Take every Nth frame ({MODEL_DEFAULT}).")
-    video.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
-    video.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
-    video.add_argument("--short-side", type=int, help=f"Resize the short side to this before cropping ({MODEL_DEFAULT}).")
-    parser.add_argument("--frames-per-video", type=int,
-                        help=f"Image models: frames of each video to send, spread evenly (default {contract.FRAMES_PER_VIDEO}).")
+    add_sampling_arguments(parser)
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, help="Directory for NAME.npy, NAME.clips.npy and NAME.json.")
     out.add_argument("--format", choices=("jsonl",), help="Write one JSON object per file to stdout instead.")
@@ -77,6 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tls_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.set_defaults(func=run)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """How videos and images become model input (ExtractOptions): for every command that extracts features.
+    Unset, each is the model's preprocessing, from its export."""
+    video = parser.add_argument_group("video models (unset: the model's preprocessing, from its export)")
+    video.add_argument("--sampling", choices=contract.SAMPLING_MODES, help=f"Clip sampling ({MODEL_DEFAULT}).")
+    video.add_argument("--clips", type=int, help=f"Clips per video (uniform, dense, segments; {MODEL_DEFAULT}).")
+    video.add_argument("--crops", type=int, choices=(1, 3), help=f"1 center crop or 3 crops ({MODEL_DEFAULT}).")
+    video.add_argument("--frame-interval", type=int, help=f"Take every Nth frame ({MODEL_DEFAULT}).")
+    video.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
+    video.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
+    video.add_argument("--short-side", type=int, help=f"Resize the short side to this before cropping ({MODEL_DEFAULT}).")
+    parser.add_argument("--frames-per-video", type=int,
+                        help=f"Image models: frames of each video to send, spread evenly (default {contract.FRAMES_PER_VIDEO}).")
+
+
+def extract_options(args: argparse.Namespace) -> dict[str, object]:
+    """The add_sampling_arguments options as ExtractOptions keyword arguments."""
+    names = ("sampling", "clips", "crops", "frame_interval", "stride", "sample_range", "short_side", "frames_per_video")
+    return {name: getattr(args, name) for name in names}
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,8 +230,7 @@ async def _extract_all(args: argparse.Namespace, videos: list[str], skipped: int
         max_batch=args.max_batch,
         **tls_options(args),
     )
-    options = {name: getattr(args, name) for name in (
-        "sampling", "clips", "crops", "frame_interval", "stride", "sample_range", "short_side", "frames_per_video")}
+    options = extract_options(args)
     async with client:
         try:
             info = await client.model_info()

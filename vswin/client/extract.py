@@ -85,23 +85,24 @@ class ExtractOptions:
         )
 
     def sampling_for(self, info: ModelInfo) -> Sampling:
-        """The frames of a video to take (resolved options): clips of the model's T, or single frames."""
+        """The frames of a video to take (of resolved options): clips of the model's T, or single frames."""
         return Sampling(mode=self.sampling, clip_len=info.clip_len, frame_interval=self.frame_interval,
                         num_clips=self.clips, stride=self.stride, sample_range=self.sample_range)  # fmt: skip
 
-    def views(self, source: str | Path, info: ModelInfo, group_clips: int) -> Iterator[Views]:
-        """Decode and cut one file for this model (resolved options): an image as one view, a video in groups
-        of at most `group_clips` clips (the clients use their max_batch: a group's clips x crops views then
-        fill `crops` whole requests, and memory stays bounded on long videos)."""
+    def batches(self, source: str | Path, info: ModelInfo, group_clips: int) -> Iterator[Views]:
+        """Decode and cut one file for this model: an image as one view, a video in groups of at most
+        `group_clips` clips (the clients use their max_batch: a group's clips x crops views then fill `crops`
+        whole requests, and memory stays bounded on long videos). See flat_views for the request rows."""
         if is_image_file(source):
             require_image_model(info)
             yield load_image(source, info.preprocessing)
             return
+        options = self.resolve(info)
         if info.family == contract.IMAGE:
             frames = ImageCrop(info.preprocessing)
         else:
-            frames = ClipCrops((info.height, info.width), self.crops, self.short_side)
-        yield from iter_views(source, self.sampling_for(info), frames, batch_clips=group_clips)
+            frames = ClipCrops((info.height, info.width), options.crops, options.short_side)
+        yield from iter_views(source, options.sampling_for(info), frames, batch_clips=group_clips)
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,18 @@ def require_image_model(info: ModelInfo) -> None:
         raise InvalidInput(f"{info.name!r} version {info.version} is a {info.family} model; images need an image model")
 
 
+def flat_views(part: Views, view_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """One request row per view of a part: a video's clips [clips * crops, T, H, W, 3], or their single frames
+    [clips * crops, H, W, 3] for an image model's `view_shape` (H, W, 3); an image's [1, H, W, 3]."""
+    if isinstance(part, ImageView):
+        return part.view[None]
+    flat = part.clips.reshape(-1, *part.clips.shape[2:])
+    return flat[:, 0] if view_shape is not None and len(view_shape) == 3 else flat
+
+
 def assemble(parts: list[tuple[Views, np.ndarray]], info: ModelInfo, options: ExtractOptions) -> Result:
-    """Per-view features of each part back into one file's result: an image's [C], or a video's clips."""
+    """Per-view features of each part back into one file's result: an image's [C], or a video's clips (with
+    the options as resolved for the model)."""
     first = parts[0][0]
     if isinstance(first, ImageView):
         return ImageResult(first.path, info.name, info.version, info.signature, parts[0][1][0],
@@ -225,7 +236,7 @@ def assemble(parts: list[tuple[Views, np.ndarray]], info: ModelInfo, options: Ex
         frame_indices=np.concatenate([c.frame_indices for c, _ in parts]),
         num_frames=first.num_frames,
         fps=first.fps,
-        options=options,
+        options=options.resolve(info),
         family=info.family,
     )
 
@@ -233,8 +244,8 @@ def assemble(parts: list[tuple[Views, np.ndarray]], info: ModelInfo, options: Ex
 def extract_one(client: VideoSwinClient, source: str | Path, options: ExtractOptions) -> Result:
     info = client.model_info()
     options = options.resolve(info)
-    parts = options.views(source, info, client.max_batch)
-    return assemble([(p, client.features(p.views(info.view_shape))) for p in parts], info, options)
+    parts = options.batches(source, info, client.max_batch)
+    return assemble([(p, client.features(flat_views(p, info.view_shape))) for p in parts], info, options)
 
 
 _END = object()
@@ -272,7 +283,7 @@ def extract_pipelined(
                 yield source, assemble(parts, info, options)
             else:
                 try:
-                    parts.append((item, client.features(item.views(info.view_shape))))
+                    parts.append((item, client.features(flat_views(item, info.view_shape))))
                 except EXTRACT_ERRORS as err:
                     dead = True
                     yield source, err
@@ -311,7 +322,7 @@ def _decode_ahead(
     try:
         for number, source in enumerate(sources):
             try:
-                for part in options.views(source, info, group_clips):
+                for part in options.batches(source, info, group_clips):
                     if not put((number, str(source), part)):
                         return
                 item: object = _END

@@ -115,10 +115,6 @@ class ImageView:
     height: int
     width: int
 
-    def views(self, view_shape: tuple[int, ...]) -> np.ndarray:
-        """A batch of this one view: [1, size, size, 3]."""
-        return self.view[None]
-
 
 def load_image(source: str | Path | np.ndarray, preprocessing: contract.Preprocessing) -> ImageView:
     """An image file, or a uint8 RGB array [H, W, 3], preprocessed for the model."""

@@ -89,12 +89,6 @@ class VideoClips:
     def ends(self) -> np.ndarray:
         return (self.frame_indices.max(axis=1) + 1) / self.fps
 
-    def views(self, view_shape: tuple[int, ...]) -> np.ndarray:
-        """One batch row per view: [clips * crops, T, H, W, 3] for a clip `view_shape`, [clips * crops, H, W, 3]
-        (the clips' single frames) for an image one."""
-        flat = self.clips.reshape(-1, *self.clips.shape[2:])
-        return flat[:, 0] if len(view_shape) == 3 else flat
-
 
 def _open(path: str | Path) -> cv2.VideoCapture:
     source = str(path)
