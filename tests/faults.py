@@ -67,6 +67,8 @@ class Faults(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self.seen: list[Seen] = []
         self.expired = 0
+        self.peak: dict[str, int] = {}  # most calls of a method in the server at once
+        self._active: dict[str, int] = {}
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
@@ -114,6 +116,7 @@ class Faults(grpc.ServerInterceptor):
             self._rules.clear()
             self.seen.clear()
             self.expired = 0
+            self.peak.clear()
         self._released = threading.Event()
 
     # -- what the server saw -----------------------------------------------------------------------------
@@ -139,15 +142,21 @@ class Faults(grpc.ServerInterceptor):
             actions = []
             with self._lock:
                 self.seen.append(Seen(method, time.monotonic(), request, signature))
+                self._active[method] = self._active.get(method, 0) + 1
+                self.peak[method] = max(self.peak.get(method, 0), self._active[method])
                 for rule in self._rules:
                     if rule.applies(method, signature):
                         actions.append(rule.action)
                         if rule.final:
                             break
-            for action in actions:
-                response = action(request, context)
-                if response is not None:
-                    return response
-            return serve(request, context)
+            try:
+                for action in actions:
+                    response = action(request, context)
+                    if response is not None:
+                        return response
+                return serve(request, context)
+            finally:
+                with self._lock:
+                    self._active[method] -= 1
 
         return handler._replace(unary_unary=intercepted)

@@ -60,17 +60,24 @@ class ModelInfo:
     @property
     def input(self) -> TensorSpec:
         """The called signature's input: `frames`/`clips` (video) or `images`, else its only input."""
-        inputs = self.signatures[self.signature].inputs
+        signature = self.signatures.get(self.signature)
+        if signature is None or not signature.inputs:
+            raise InvalidInput(f"model {self.name!r} version {self.version}: no inputs known for signature "
+                               f"{self.signature!r}")  # fmt: skip
+        inputs = signature.inputs
         return (inputs.get(contract.FRAMES) or inputs.get(contract.CLIPS) or inputs.get(contract.IMAGES)
                 or next(iter(inputs.values())))
 
     @property
     def family(self) -> str:
-        """`video` or `image`: the export's word for it, else the input's rank (4 for images)."""
+        """`video` or `image`: the export's word for it, else the input's rank (4 for images), else video."""
         family = (self.export or {}).get("family")
         if family in contract.FAMILIES:
             return family
-        shape = self.input.shape
+        try:
+            shape = self.input.shape
+        except InvalidInput:
+            return contract.VIDEO
         return contract.IMAGE if shape is not None and len(shape) == contract.input_rank(contract.IMAGE) else contract.VIDEO
 
     @property
