@@ -290,3 +290,20 @@ def test_extract_many_mixes_images_and_videos_with_per_file_failures(serving, im
         assert isinstance(results[str(images["corrupt"])], ImageError)
         assert results[str(real_videos["bigbuckbunny"])].clip_features.shape == (3, 1, 8)
         np.testing.assert_array_equal(results[str(images["alpha"])].features, single.features)
+
+
+def test_an_image_through_the_official_stubs_gets_the_clients_features(serving, images):
+    """The image path seen from tensorflow-serving-api: the client's preprocessed view, sent by TF's own stubs
+    as `images` uint8 [1, H, W, 3], answers the features extract_image returns."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    with VideoSwinClient(serving.target, "img") as client:
+        result = client.extract_image(images["tall"])
+        view = preprocess_image(read_image(images["tall"]), client.model_info().preprocessing)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "img"
+    request.inputs[contract.IMAGES].CopyFrom(tf.make_tensor_proto(view[None]))
+    with grpc.insecure_channel(serving.target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs[contract.FEATURES])[0], result.features)
