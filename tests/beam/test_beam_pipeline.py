@@ -131,12 +131,11 @@ def test_skip_existing_processes_only_the_missing_keys(served, expected, videos,
     assert main([*args, "--num-shards", "3"]) == 2  # would leave the 1-shard output beside 3 new shards
 
 
-def test_tfrecord_output_parses_as_tf_train_example(served, expected, videos, tmp_path, monkeypatch):
+def test_tfrecord_output_parses_as_tf_train_example(served, expected, videos, tmp_path):
     import tensorflow as tf
 
     from vswin.cli import main
 
-    use_a_crc32c_if_none_is_installed(monkeypatch)
     (videos / "bigbuckbunny.mp4").unlink()
     prefix = tmp_path / "out" / "feats"
     code = main(["beam", "--inputs", str(videos / "b*.mp4"), "--output", str(prefix), "--server", served,
@@ -154,29 +153,3 @@ def test_tfrecord_output_parses_as_tf_train_example(served, expected, videos, tm
     np.testing.assert_allclose(np.reshape(feature["clip_features"].float_list.value, shape), result.clip_features,
                                atol=1e-5, rtol=0)
     np.testing.assert_allclose(feature["features"].float_list.value, result.features, atol=1e-5, rtol=0)
-
-
-def use_a_crc32c_if_none_is_installed(monkeypatch) -> None:
-    """Beam's TFRecord sink checksums with google-crc32c (the [beam] extra) or crcmod; this venv may have
-    neither, so the test lends Beam a table-driven CRC-32C. TensorFlow checks every checksum on reading."""
-    from apache_beam.io import tfrecordio
-
-    try:
-        tfrecordio._default_crc32c_fn(b"")
-        return
-    except RuntimeError:
-        pass
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-        table.append(crc)
-
-    def crc32c(data: bytes) -> int:
-        crc = 0xFFFFFFFF
-        for byte in data:
-            crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
-
-    monkeypatch.setattr(tfrecordio._default_crc32c_fn, "fn", crc32c)
