@@ -144,7 +144,11 @@ def tiny_config(base: Path, names: tuple[str, ...] = MODELS):
 
 class TinyServer:
     """vswin serve in this process on 127.0.0.1 serving `config`, with a Faults interceptor; stop() by whoever
-    started it."""
+    started it.
+
+    XLA stays allowed (TensorFlow's default) unless asked otherwise: the server's switch is process-wide, and a
+    server that lives through many tests must not refuse XLA to the in-process models of other tests.
+    """
 
     def __init__(self, config, port: int = 0, **options: object) -> None:
         from tests.faults import Faults
@@ -152,6 +156,7 @@ class TinyServer:
 
         self.faults = Faults()
         options.setdefault("file_system_poll_wait_seconds", 0)
+        options.setdefault("xla_cpu_compilation_enabled", True)
         self.server = ModelServer(ServerOptions(model_config=config, port=port, host="127.0.0.1",
                                                 interceptors=[self.faults], **options))  # fmt: skip
         self.port = self.server.start()
