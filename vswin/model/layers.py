@@ -219,7 +219,10 @@ class WindowAttention3D(keras.layers.Layer):
             attn = ops.reshape(attn, (-1, num_windows, self.num_heads, tokens, tokens))
             attn = attn + ops.cast(mask, attn.dtype)[None, :, None]
             attn = ops.reshape(attn, (-1, self.num_heads, tokens, tokens))
-        probabilities = ops.softmax(ops.cast(attn, "float32"), axis=-1)
+        if tokens == 1:  # a one-token window attends to itself (and ops.softmax warns on a size-1 axis)
+            probabilities = ops.ones_like(attn, dtype="float32")
+        else:
+            probabilities = ops.softmax(ops.cast(attn, "float32"), axis=-1)
 
         out = ops.matmul(ops.cast(probabilities, v.dtype), v)
         out = self.proj(ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, tokens, self.dim)))
