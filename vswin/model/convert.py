@@ -138,7 +138,7 @@ def open_checkpoint(path: str | Path, preset: Preset) -> CheckpointWeights:
         raise CheckpointError(
             f"{path} holds {_FAMILY_NAMES[found]} (its patch embedding is a {4 if found == IMAGE else 5}-D "
             f"convolution), but architecture {preset.name!r} is {_FAMILY_NAMES[preset.family]}: "
-            f"pick a {found} architecture for this checkpoint"
+            f"pick {'an image' if found == IMAGE else 'a video'} architecture for this checkpoint"
         )
     state = files.video_layout(state) if preset.family == VIDEO else files.image_layout(state)
     head_weight = state.get(f"{head_key(preset.family)}.weight")
