@@ -68,11 +68,9 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     # Warm up every uint8 signature a server of this export can run: with the graph default that is
     # a server without XLA, where replaying `features_xla` would fail and keep the version from loading.
     # `attention` is left to its first call: its outputs are large, and it serves occasional inspection.
-    pixels = contract.uint8_input(geometry.family)
     warm = [
         e.name for e in endpoints
-        if e.input_spec.name == pixels and e.name != contract.ATTENTION
-        and not (e.jit_compile and default_signature == sigs.GRAPH)
+        if e.takes_pixels and e.name != contract.ATTENTION and not (e.jit_compile and default_signature == sigs.GRAPH)
     ]
     with (
         versions.reserved_version(model_base, version) as version,
@@ -80,7 +78,8 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     ):
         archive.write_out(str(staging), verbose=False)
         assets_extra = staging / contract.ASSETS_EXTRA
-        warmup.write_warmup(assets_extra, warmup.warmup_logs(name, warm, batch_sizes, geometry.shape, pixels))
+        logs = warmup.warmup_logs(name, warm, batch_sizes, geometry.shape, contract.uint8_input(geometry.family))
+        warmup.write_warmup(assets_extra, logs)
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             task, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,

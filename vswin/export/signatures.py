@@ -55,6 +55,11 @@ class Signature:
     input_spec: tf.TensorSpec
     fn: Callable
 
+    @property
+    def takes_pixels(self) -> bool:
+        """uint8 input (`frames` or `images`): what warmup records can replay with zeros."""
+        return self.input_spec.dtype == tf.uint8
+
     def traced(self) -> tf.types.experimental.GenericFunction:
         function = tf.function(self.fn, input_signature=[self.input_spec], autograph=False)
         function.get_concrete_function()
