@@ -23,7 +23,7 @@ def _changed(before: list[np.ndarray], after: list[np.ndarray]) -> bool:
 def test_freeze_train_head_unfreeze_fine_tune_export(tmp_path, micro_checkpoint, micro_arch):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(12, 2, 32, 32, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, size=(12, 2, 48, 48, 3), dtype=np.uint8)
     labels = np.arange(12) % len(CLASSES)
 
     # New classes: the checkpoint's backbone, a new head.
@@ -47,8 +47,14 @@ def test_freeze_train_head_unfreeze_fine_tune_export(tmp_path, micro_checkpoint,
     classifier.fit(clips, labels, batch_size=4, epochs=1, verbose=0)
     assert _changed(backbone_before, _weights(classifier.backbone))
 
+    # Saved weights come back through from_preset with the new head.
+    classifier.save_weights(tmp_path / "finetuned.weights.h5")
+    reloaded = SwinClassifier.from_preset(micro_arch, checkpoint=tmp_path / "finetuned.weights.h5",
+                                          num_classes=len(CLASSES))
+    np.testing.assert_allclose(np.asarray(reloaded(clips[:2])), np.asarray(classifier(clips[:2])), atol=1e-5)
+
     # Export: the classifier's head serves `classify` with the new label names, and `features`.
-    path = export_model(classifier, tmp_path, "finetuned", frames=2, size=(32, 32), batch_sizes=(1,),
+    path = export_model(classifier, tmp_path, "finetuned", frames=2, size=(48, 48), batch_sizes=(1,),
                         labels=CLASSES, default_signature="graph")
     loaded = tf.saved_model.load(str(path))
     classified = loaded.signatures["classify"](frames=tf.constant(frames[:2]))

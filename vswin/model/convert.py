@@ -225,9 +225,11 @@ def _keras_head_classes(path: Path) -> int | None:
 
 def _assign_keras_weights(weights: CheckpointWeights, backbone, head) -> None:
     """Load a `.weights.h5` written from a task of `weights.preset` (by `vswin convert` or `save_weights`)."""
+    from vswin.model.backbone import BACKBONES
     from vswin.model.tasks import SwinFeatureExtractor
 
-    source = SwinFeatureExtractor.from_preset(weights.preset, include_head=weights.has_head)
+    preset = weights.preset
+    source = SwinFeatureExtractor(BACKBONES[preset.family](**preset.backbone), num_classes=weights.head_classes)
     try:
         source.load_weights(weights.path)
     except (ValueError, KeyError) as err:
