@@ -87,3 +87,11 @@ def test_architecture_reads_back_as_the_same_preset():
     preset = vswin.model.get_preset(task.architecture())
     assert preset.backbone == vswin.model.PRESETS["swin_s3_tiny_224"].backbone
     assert preset.name == "swin_s3_tiny_224"
+
+
+def test_mixed_precision_outputs_stay_float32():
+    model = vswin.model.build(IMAGE_ARCH, dtype="mixed_bfloat16")
+    out = model(np.zeros((1, 64, 64, 3), "float32"), return_attention=True)
+    assert all(out[key].dtype == "float32" for key in ("features", "feature_map", "logits"))
+    assert all(attention.dtype == "float32" for attention in out["attention"])
+    assert model.backbone.compute_dtype == "bfloat16"

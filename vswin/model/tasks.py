@@ -107,8 +107,7 @@ class SwinTask(keras.Model):
         task = cls(backbone, num_classes=num_classes, preprocessor=SwinPreprocessor(preset.preprocessing),
                    name=preset.name, dtype=dtype, **kwargs)
         if weights is not None:
-            weights.assign(task, head=num_classes is not None and weights.has_head
-                           and num_classes in (weights.head_classes, preset.num_classes))
+            weights.assign(task, head=_loads_head(num_classes, preset, weights))
         return task
 
 
@@ -166,6 +165,14 @@ class SwinClassifier(SwinTask):
             return num_classes or preset.num_classes
 
         return cls._from_preset(preset, checkpoint, head_size, dtype, **kwargs)
+
+
+def _loads_head(num_classes: int | None, preset: Preset, weights) -> bool:
+    """Whether the checkpoint's head goes into the task's: yes, unless the task has none or was asked for
+    classes that are neither the checkpoint's nor the preset's (a new head). A head of the preset's size
+    is loaded, so a checkpoint of another size is reported, not silently replaced."""
+    return (num_classes is not None and weights.has_head
+            and num_classes in (weights.head_classes, preset.num_classes))
 
 
 def _default_preprocessing(backbone: Backbone):
