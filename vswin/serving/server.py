@@ -1,4 +1,4 @@
-"""The model server: gRPC services, config and filesystem polling, health, batching, metrics, shutdown."""
+"""The model server: gRPC services, REST API, config and filesystem polling, health, batching, metrics, shutdown."""
 
 from __future__ import annotations
 
@@ -7,21 +7,24 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from vswin.serving.errors import ServingError
-from vswin.serving.flags import INT32_MAX
+from vswin.serving.flags import INT32_MAX, REST_API_TIMEOUT_MS, default_rest_api_threads
 from vswin.serving.manager import ModelManager
 from vswin.serving.model_config import ModelServerConfig, config_text, read_model_config
 from vswin.serving.model_service import ModelService
 from vswin.serving.prediction_service import PredictionService
 from vswin.serving.xla import set_xla_compilation, xla_compilation_enabled
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from vswin.serving.http_server import HttpServer
 
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +35,8 @@ class ServerOptions:
     port: int = 8500
     host: str = "0.0.0.0"
     rest_api_port: int = 0
+    rest_api_num_threads: int = default_rest_api_threads()
+    rest_api_timeout_in_ms: int = REST_API_TIMEOUT_MS
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0
     file_system_poll_wait_seconds: int = 1
@@ -65,14 +70,21 @@ class ModelServer:
             on_state=self._on_state,
         )
         self.port = 0
+        self.rest_port = 0
         self._grpc: grpc.Server | None = None
+        self._http: HttpServer | None = None
+        self._metrics_path = ""
         self._stopping = threading.Event()
         self._xla_before: bool | None = None
         self._threads: list[threading.Thread] = []
         self._config_text = ""
 
     def start(self) -> int:
-        """Load the models, then serve; returns the bound gRPC port."""
+        """Open the REST port, load the models, then open the gRPC port; returns the bound gRPC port.
+
+        The REST port (with status and metrics) opens before the models load, so a port that is
+        taken fails the start at once, and a model's status reads LOADING meanwhile.
+        """
         options = self.options
         # TF Serving's main.cc: XLA JIT only when one of the two experimental flags is set. The switch is
         # process-wide; stop() puts back what it found, for servers embedded in a process (tests, demo).
@@ -80,6 +92,7 @@ class ModelServer:
         set_xla_compilation(options.xla_cpu_compilation_enabled or options.xla_gpu_compilation_enabled)
         self._start_metrics()
         self._start_batching()
+        self._start_http()
         self.reload(options.model_config)
         self._config_text = config_text(options.model_config)
         self._grpc = grpc.server(
@@ -119,8 +132,13 @@ class ModelServer:
         self._stopping.set()
         if self.health is not None:
             self.health.enter_graceful_shutdown()
-        if self._grpc is not None:
-            self._grpc.stop(self.options.shutdown_grace_seconds if grace is None else grace).wait()
+        grpc_stopped = None
+        if self._grpc is not None:  # both APIs stop taking requests, then both drain
+            grpc_stopped = self._grpc.stop(self.options.shutdown_grace_seconds if grace is None else grace)
+        if self._http is not None:
+            self._http.stop()
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
         for thread in self._threads:
             thread.join()
         if self.scheduler is not None:
@@ -128,8 +146,6 @@ class ModelServer:
         self.manager.close()
         if self._xla_before is not None:
             set_xla_compilation(self._xla_before)
-        if self.metrics is not None and self.options.rest_api_port:
-            self.metrics.stop_http()
         log.info("server stopped")
 
     # -- pieces ---------------------------------------------------------------------------------------
@@ -155,22 +171,36 @@ class ModelServer:
 
     def _start_metrics(self) -> None:
         options = self.options
-        if options.rest_api_port and not options.monitoring_config_file:
-            log.warning("--rest_api_port is set but vswin serve has no REST predict API; "
-                        "the port serves Prometheus metrics only with --monitoring_config_file")  # fmt: skip
         if not options.monitoring_config_file:
             return
         from vswin.serving import metrics
 
-        enabled, path = metrics.read_monitoring_config(options.monitoring_config_file)
+        enabled, self._metrics_path = metrics.read_monitoring_config(options.monitoring_config_file)
         if not enabled:
             return
         self.metrics = metrics.ServerMetrics()
-        if options.rest_api_port:
-            self.metrics.start_http(options.rest_api_port, path, host=options.host)
-            log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_api_port, path)
-        else:
+        if not options.rest_api_port:
             log.warning("monitoring is configured but --rest_api_port is not set: no metrics endpoint (as TF Serving)")
+
+    def _start_http(self) -> None:
+        """TF Serving's REST API, and the metrics when monitoring is on, on --rest_api_port."""
+        options = self.options
+        if not options.rest_api_port:
+            return
+        if options.rest_api_port == options.port:
+            raise ValueError(f"--rest_api_port {options.rest_api_port} is also the gRPC --port; give each its own port")
+        from vswin.serving.http_server import HttpServer
+        from vswin.serving.predictor import Predictor
+        from vswin.serving.rest import RestApi
+
+        timeout = options.rest_api_timeout_in_ms / 1000 if options.rest_api_timeout_in_ms > 0 else None
+        api = RestApi(self.manager, Predictor(self.manager, self.scheduler, self.metrics), timeout)
+        self._http = HttpServer(api, options.grpc_max_message_size, options.rest_api_num_threads,
+                                self.metrics, self._metrics_path)  # fmt: skip
+        self.rest_port = self._http.start(options.host, options.rest_api_port)
+        log.info("REST API at http://%s:%d/v1/models/", options.host, self.rest_port)
+        if self.metrics is not None:
+            log.info("Prometheus metrics at http://%s:%d%s", options.host, self.rest_port, self._metrics_path)
 
     def _start_batching(self) -> None:
         options = self.options
