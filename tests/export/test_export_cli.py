@@ -51,6 +51,7 @@ def test_bad_options_fail_before_anything_is_written(tmp_path, capsys, extra, me
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_video_export_with_attention(tmp_path, micro_checkpoint, micro_arch):
     code = main(["export", "--checkpoint", str(micro_checkpoint), "--arch", str(micro_arch), "--out", str(tmp_path),
                  "--name", "m", "--frames", "2", "--size", "32", "--batch-sizes", "1", "--default-signature", "graph",

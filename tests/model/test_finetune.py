@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from vswin.export import export_model
 from vswin.model import SwinClassifier
+
+pytestmark = pytest.mark.slow  # trains and exports
 
 CLASSES = ["wave", "clap", "jump"]
 

@@ -49,12 +49,14 @@ def test_presets_carry_the_original_test_preprocessing():
     assert PRESETS["swin_base_patch4_window12_384"].preprocessing == contract.image_preprocessing(384)
 
 
+@pytest.mark.slow  # builds full-size models
 @pytest.mark.parametrize("name", sorted(VIDEO_PAPER_PARAMS_M))
 def test_video_parameter_counts_match_the_paper(name):
     model = vswin.model.build(name)
     assert abs(model.count_params() / 1e6 - VIDEO_PAPER_PARAMS_M[name]) <= 0.1
 
 
+@pytest.mark.slow  # builds full-size models
 @pytest.mark.parametrize("name", sorted(IMAGE_PAPER_PARAMS_M))
 def test_image_parameter_counts_match_the_papers(name):
     model = vswin.model.build(name)
