@@ -95,3 +95,14 @@ def test_mixed_precision_outputs_stay_float32():
     assert all(out[key].dtype == "float32" for key in ("features", "feature_map", "logits"))
     assert all(attention.dtype == "float32" for attention in out["attention"])
     assert model.backbone.compute_dtype == "bfloat16"
+
+
+def test_the_model_does_not_import_conversion(subprocess_env):
+    """Conversion depends on the model, never the reverse: building a model loads no checkpoint code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vswin.model; vswin.model.build('swin_tiny_patch4_window7_224', include_head=False); "
+            "print(sorted(m for m in ('vswin.model.convert', 'vswin.model.checkpoint_files', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
