@@ -112,8 +112,8 @@ class Backbone(keras.Model):
         return shapes
 
     def arch_args(self) -> dict[str, Any]:
-        """The constructor's keyword arguments (what `get_config` adds to Keras's own keys)."""
-        raise NotImplementedError
+        """The constructor's keyword arguments, completed and checked (what `get_config` adds to Keras's keys)."""
+        return dict(self._args)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self.arch_args()}
@@ -156,9 +156,6 @@ class VideoSwinBackbone(Backbone):
         windows = [a["window_size"]] * len(a["depths"])
         self._make_layers(a["embed_dim"], a["depths"], a["num_heads"], windows, a["patch_size"], a["mlp_ratio"],
                           a["qkv_bias"], a["patch_norm"])
-
-    def arch_args(self) -> dict[str, Any]:
-        return dict(self._args)
 
 
 @keras.saving.register_keras_serializable(package="vswin")
@@ -205,9 +202,6 @@ class SwinBackbone(Backbone):
 
     def _from_clips(self, x):
         return ops.squeeze(x, 1)
-
-    def arch_args(self) -> dict[str, Any]:
-        return dict(self._args)
 
 
 BACKBONES: dict[str, type[Backbone]] = {VIDEO: VideoSwinBackbone, IMAGE: SwinBackbone}

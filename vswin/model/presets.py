@@ -63,7 +63,7 @@ class Preset:
 
     def to_arch(self) -> dict[str, Any]:
         """The architecture JSON of this preset (what `get_preset` reads back), JSON-ready."""
-        return {"name": self.name, "family": self.family, **_json_ready(self.backbone),
+        return {"name": self.name, "family": self.family, **json_ready(self.backbone),
                 "num_classes": self.num_classes, "preprocessing": self.preprocessing.to_dict()}
 
 
@@ -107,7 +107,8 @@ def normalize_backbone_args(family: str, args: Mapping[str, Any], name: str = "a
     return full
 
 
-def _json_ready(args: Mapping[str, Any]) -> dict[str, Any]:
+def json_ready(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Backbone arguments with tuples as lists, as JSON writes them."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in args.items()}
 
 

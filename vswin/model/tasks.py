@@ -21,7 +21,7 @@ from vswin import contract
 from vswin.contract import IMAGE, image_preprocessing, video_preprocessing
 from vswin.model.backbone import BACKBONES, Backbone
 from vswin.model.preprocessor import SwinPreprocessor
-from vswin.model.presets import Preset, get_preset
+from vswin.model.presets import Preset, get_preset, json_ready
 
 
 class SwinTask(keras.Model):
@@ -75,10 +75,8 @@ class SwinTask(keras.Model):
 
     def architecture(self) -> dict[str, Any]:
         """This task as an architecture JSON (`vswin.model.get_preset` reads it back), JSON-ready."""
-        args = {key: list(value) if isinstance(value, tuple) else value
-                for key, value in self.backbone.arch_args().items()}
-        return {"name": self.name, "family": self.family, **args, "num_classes": self.num_classes,
-                "preprocessing": self.preprocessor.preprocessing.to_dict()}
+        return {"name": self.name, "family": self.family, **json_ready(self.backbone.arch_args()),
+                "num_classes": self.num_classes, "preprocessing": self.preprocessor.preprocessing.to_dict()}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone),
