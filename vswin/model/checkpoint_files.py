@@ -47,8 +47,9 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"checkpoint {path} holds no state dict")
     arrays = {}
     for key, value in state.items():
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
+        if hasattr(value, "detach"):  # a torch tensor; half and bfloat16 weights widen to float32 here
+            value = value.detach().cpu()
+            value = (value.float() if value.is_floating_point() else value).numpy()
         if not isinstance(value, np.ndarray):
             raise CheckpointError(f"checkpoint {path}: entry {key!r} is not a tensor")
         arrays[key.removeprefix("module.")] = value.astype("float32") if value.dtype.kind == "f" else value
