@@ -37,7 +37,8 @@ FEATURES_XLA = "features_xla"  # the XLA variant (when the graph is the default)
 FEATURES_FLOAT = "features_float"  # already-normalised float input
 FEATURE_MAP = "feature_map"  # the backbone's output after the final norm
 CLASSIFY = "classify"  # logits, probabilities and top-k (exports with a head)
-ATTENTION = "attention"  # post-softmax attention of selected blocks (opt-in: vswin export --with-attention)
+ATTENTION = "attention"  # post-softmax attention of selected blocks (opt-in: vswin export --with-attention);
+#                          also the key of the list model(x, return_attention=True) adds
 METADATA = "metadata"  # the export's vswin.json, one string per row: how a client learns the preprocessing
 
 # Which forward pass serves as serving_default (`vswin export --default-signature`).
