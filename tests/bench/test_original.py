@@ -16,16 +16,16 @@ import pytest
 import torch
 
 from vswin.bench import original
-from vswin.model.convert import read_state_dict
-from vswin.model.presets import get_config
+from vswin.model.checkpoint_files import read_arrays
+from vswin.model.presets import get_preset
 
 STAND_IN = Path(__file__).parent / "stand_in_original"
 
 
 def test_the_stand_in_computes_the_originals_fixture_outputs(micro_checkpoint, micro_arch, micro_reference):
-    model = original.build(STAND_IN, get_config(micro_arch))
+    model = original.build(STAND_IN, get_preset(micro_arch))
     state = {key.removeprefix("backbone."): torch.from_numpy(value)
-             for key, value in read_state_dict(micro_checkpoint).items() if key.startswith("backbone.")}  # fmt: skip
+             for key, value in read_arrays(micro_checkpoint).items() if key.startswith("backbone.")}  # fmt: skip
     model.load_state_dict(state)  # strict: every name and shape of the official checkpoint fits
     with torch.inference_mode():
         feature_map = model(torch.from_numpy(micro_reference["input_ncthw"])).numpy()

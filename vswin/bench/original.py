@@ -21,6 +21,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from vswin import contract
+
 MODULE_PATH = Path("mmaction/models/backbones/swin_transformer.py")
 _MODULE_NAME = "mmaction.models.backbones.swin_transformer"
 
@@ -48,12 +50,15 @@ def load_swin3d(repo: str | Path) -> type:
     return module.SwinTransformer3D
 
 
-def build(repo: str | Path, config) -> Any:
-    """The original backbone for a `VideoSwinConfig`, weights initialised as its `init_weights` does, eval mode."""
+def build(repo: str | Path, preset) -> Any:
+    """The original backbone for a video `vswin.model.Preset`, initialised as its `init_weights` does, eval mode."""
+    if preset.family != contract.VIDEO:
+        raise ValueError(f"{preset.name} is not a Video Swin model: the original Video Swin code cannot build it")
+    args = preset.backbone
     model = load_swin3d(repo)(
-        patch_size=tuple(config.patch_size), embed_dim=config.embed_dim, depths=list(config.depths),
-        num_heads=list(config.num_heads), window_size=tuple(config.window_size), mlp_ratio=config.mlp_ratio,
-        qkv_bias=config.qkv_bias, patch_norm=config.patch_norm, drop_path_rate=0.0,
+        patch_size=tuple(args["patch_size"]), embed_dim=args["embed_dim"], depths=list(args["depths"]),
+        num_heads=list(args["num_heads"]), window_size=tuple(args["window_size"]), mlp_ratio=args["mlp_ratio"],
+        qkv_bias=args["qkv_bias"], patch_norm=args["patch_norm"], drop_path_rate=0.0,
     )  # fmt: skip
     model.init_weights()
     model.eval()  # the original's train() override returns None, so eval() cannot be chained

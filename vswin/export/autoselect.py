@@ -25,25 +25,22 @@ from vswin import contract
 CALLS = 3  # timed calls per pass after the first: enough to see a 10% difference on a quiet machine
 
 
-def measure(model, geometry, calls: int = CALLS) -> dict[str, Any]:
-    """Time both passes on this device and pick the faster: {'chosen', 'xla_s', 'graph_s', ...}."""
+def measure(task, geometry, calls: int = CALLS) -> dict[str, Any]:
+    """Time both passes of `task` at `geometry` on this device and pick the faster: {'chosen', 'xla_s', ...}."""
     import tensorflow as tf
     from tensorflow.python.util import _pywrap_util_port
 
-    from vswin.export.signatures import normalize
-
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(1, geometry.frames, geometry.height, geometry.width, 3), dtype=np.uint8)
-    clips = normalize(tf.constant(frames))
-    passes = {mode: tf.function(lambda x: model(x)[contract.FEATURES], jit_compile=mode == contract.XLA,
+    pixels = np.random.default_rng(0).integers(0, 256, size=(1, *geometry.shape), dtype=np.uint8)
+    inputs = task.preprocessor(tf.constant(pixels))
+    passes = {mode: tf.function(lambda x: task.extract(x)[contract.FEATURES], jit_compile=mode == contract.XLA,
                                 autograph=False)
               for mode in (contract.XLA, contract.GRAPH)}  # fmt: skip
-    first_call = {mode: _seconds(lambda: fn(clips).numpy()) for mode, fn in passes.items()}
+    first_call = {mode: _seconds(lambda: fn(inputs).numpy()) for mode, fn in passes.items()}
     times: dict[str, list[float]] = {mode: [] for mode in passes}
     for index in range(calls):
         order = (contract.XLA, contract.GRAPH) if index % 2 == 0 else (contract.GRAPH, contract.XLA)
         for mode in order:
-            times[mode].append(_seconds(lambda: passes[mode](clips).numpy()))
+            times[mode].append(_seconds(lambda: passes[mode](inputs).numpy()))
     xla_s, graph_s = statistics.median(times[contract.XLA]), statistics.median(times[contract.GRAPH])
     gpus = tf.config.list_logical_devices("GPU")
     return {
@@ -66,9 +63,9 @@ def explain(choice: dict[str, Any]) -> str:
     """One sentence for vswin.json and the log: what was chosen and why."""
     if choice["chosen"] == contract.XLA:
         return (f"XLA won on this {choice['device']} ({choice['xla_s']:.3f} s vs graph {choice['graph_s']:.3f} s "
-                f"per clip): serving_default is XLA-compiled")  # fmt: skip
+                f"at batch 1): serving_default is XLA-compiled")  # fmt: skip
     return (f"XLA lost on this {choice['device']} ({choice['xla_s']:.3f} s vs graph {choice['graph_s']:.3f} s "
-            f"per clip): serving_default is the graph pass; features_xla keeps XLA")  # fmt: skip
+            f"at batch 1): serving_default is the graph pass; features_xla keeps XLA")  # fmt: skip
 
 
 def _seconds(call) -> float:

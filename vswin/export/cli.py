@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vswin import contract
-from vswin.export.options import PRECISIONS
+from vswin.export.options import ATTENTION_LAST, PRECISIONS, attention_blocks
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -46,10 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="Model base directory (BASE).")
     parser.add_argument("--name", required=True, help="Model name: the directory under BASE and the served name.")
     parser.add_argument("--version", type=int, help="Version number (default: the next free integer).")
-    parser.add_argument("--frames", type=int, default=contract.CLIP_LEN,
-                        help=f"Frames per clip T (default {contract.CLIP_LEN}).")
-    parser.add_argument("--size", type=_size, default=(contract.CROP_SIZE, contract.CROP_SIZE),
-                        help=f"Crop size: N or HxW (default {contract.CROP_SIZE}).")
+    parser.add_argument("--frames", type=int,
+                        help="Video models: frames per clip T (default: the preset's clip_len, "
+                        f"{contract.CLIP_LEN} for the collection). Image models take none.")
+    parser.add_argument("--size", type=_size,
+                        help="Input size: N or HxW (default: the preset's, 224 for video, img_size for images).")
     parser.add_argument("--precision", default="float32", choices=tuple(PRECISIONS),
                         help="Compute precision; outputs stay float32 (default float32).")
     parser.add_argument("--labels", help="Class names, one per line (default: class indices).")
@@ -60,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Which forward pass serves as serving_default: auto (default) times XLA and graph on "
                         "this machine's device and takes the faster (recorded in vswin.json; export on the serving "
                         "hardware or name one); xla; graph for servers that cannot compile XLA.")
+    parser.add_argument("--with-attention", action="store_true",
+                        help="Add the `attention` signature: post-softmax attention of the blocks "
+                        "--attention-blocks selects (large: see docs/model.md).")
+    parser.add_argument("--attention-blocks", metavar="SPEC",
+                        help="With --with-attention: 'last' (default), 'all', or a comma list of stages S "
+                        "and blocks S.B counted from 0, e.g. 3.0,3.1.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing version.")
     parser.set_defaults(func=run)
 
@@ -69,27 +76,46 @@ def run(args: argparse.Namespace) -> int:
 
     runtime.apply()  # the `auto` measurement runs with the settings `vswin serve` will run with
     import vswin.model
-    from vswin.export import dtype_policy, export_model, read_labels
-    from vswin.export.versions import VersionExistsError, check_target
-    from vswin.model.convert import CheckpointError
+    from vswin.model import CheckpointError
 
+    try:
+        preset = vswin.model.get_preset(args.arch)
+        attention = _attention_selection(args, preset)  # argument errors before TensorFlow loads
+        from vswin.export import dtype_policy, export_model, read_labels
+        from vswin.export.versions import VersionExistsError, check_target
+    except ValueError as err:
+        print(f"vswin export: {err}", file=sys.stderr)
+        return 1
     try:
         if args.version is not None:  # fail before spending time on the checkpoint
             check_target(Path(args.out) / args.name, args.version, args.overwrite)
         policy = dtype_policy(args.precision)
         labels = read_labels(Path(args.labels)) if args.labels else None
         if args.checkpoint:
-            model = vswin.model.load(args.checkpoint, args.arch, dtype=policy)
+            model = vswin.model.load(args.checkpoint, preset, dtype=policy)
         else:
-            model = vswin.model.build(args.arch, dtype=policy)
+            model = vswin.model.build(preset, dtype=policy)
         target = export_model(
             model, Path(args.out), args.name, version=args.version, frames=args.frames, size=args.size,
             precision=args.precision, labels=labels, batch_sizes=args.batch_sizes,
             default_signature=args.default_signature, overwrite=args.overwrite,
-            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None, attention_blocks=attention,
         )
     except (CheckpointError, VersionExistsError, ValueError, OSError) as err:
         print(f"vswin export: {err}", file=sys.stderr)
         return 1
     print(target)
     return 0
+
+
+def _attention_selection(args: argparse.Namespace, preset) -> str | None:
+    """The checked `--attention-blocks` spec (default `last`) with --with-attention, else None; family checks too."""
+    if preset.family == contract.IMAGE and args.frames is not None:
+        raise ValueError(f"--frames: {preset.name} is an image model, it takes images of --size, not clips")
+    if args.attention_blocks and not args.with_attention:
+        raise ValueError("--attention-blocks selects the blocks of --with-attention; pass both")
+    if not args.with_attention:
+        return None
+    spec = args.attention_blocks or ATTENTION_LAST
+    attention_blocks(spec, preset.backbone["depths"])
+    return spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent import futures
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,10 @@ class ServerOptions:
     xla_gpu_compilation_enabled: bool = False
     enable_serialization_as_tensor_content: bool = False
     shutdown_grace_seconds: float = 30.0
+    # Embedding only (no flags): gRPC server interceptors, e.g. fault injection in tests; and credentials for a
+    # TLS port (insecure when None).
+    interceptors: Sequence[grpc.ServerInterceptor] = ()
+    credentials: grpc.ServerCredentials | None = None
 
 
 class ModelServer:
@@ -101,6 +106,7 @@ class ModelServer:
                 ("grpc.max_receive_message_length", options.grpc_max_message_size),
                 ("grpc.max_send_message_length", options.grpc_max_message_size),
             ],
+            interceptors=list(options.interceptors),
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionService(self.manager, self.scheduler, self.metrics, options.enable_serialization_as_tensor_content),
@@ -109,7 +115,11 @@ class ModelServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager, self.reload), self._grpc)
         if self.health is not None:
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
-        self.port = self._grpc.add_insecure_port(f"{options.host}:{options.port}")
+        address = f"{options.host}:{options.port}"
+        if options.credentials is None:
+            self.port = self._grpc.add_insecure_port(address)
+        else:
+            self.port = self._grpc.add_secure_port(address, options.credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {options.host}:{options.port}")
         self._grpc.start()

@@ -40,13 +40,13 @@ def _original(case: Case, options: dict[str, Any], write_weights: bool):
     import torch
 
     from vswin.bench import original
-    from vswin.model.presets import get_config
+    from vswin.model.presets import get_preset
 
     repo = options.get("original_repo")
     if not repo:
         raise ValueError("the original PyTorch arm needs --original-repo (a Video-Swin-Transformer checkout)")
     torch.manual_seed(case.seed)
-    model = original.build(repo, get_config(case.arch))
+    model = original.build(repo, get_preset(case.arch))
     if write_weights:
         _save_original_weights(model, case.weights)
     else:
