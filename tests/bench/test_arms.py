@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vswin import contract
-from vswin.bench.arms import CATALOG, TORCH, Arm, parse_arm, parse_arms
+from vswin.bench.arms import CATALOG, TORCH, Arm, parse_arm, parse_arms, with_baseline
 from vswin.bench.interleave import Plan, check_workers, worker_env
 
 
@@ -56,3 +56,12 @@ def test_unknown_kind_or_precision_is_refused():
         Arm("x", "onnx")
     with pytest.raises(ValueError, match="precision"):
         Arm("x", TORCH, {"precision": "int8"})
+
+
+def test_a_baseline_twin_runs_the_same_arm_from_another_tree_in_its_own_worker():
+    arm, twin = with_baseline([parse_arm("tf_onednn+bfc")], "main", "c0ffee", "/work/rev")
+    assert (arm.name, arm.baseline, arm.source) == ("tf_onednn+bfc", "tf_onednn+bfc@main", "")
+    assert (twin.name, twin.worker, twin.source, twin.revision) == ("tf_onednn+bfc@main", "tf_onednn+bfc@main",
+                                                                    "/work/rev", "c0ffee")  # fmt: skip
+    assert (twin.kind, twin.options, twin.env, twin.baseline) == (arm.kind, arm.options, arm.env, "")
+    check_workers([arm, twin], Plan())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from vswin.bench import interleave
-from vswin.bench.arms import KERAS_TF, Arm
+from vswin.bench import interleave, revision
+from vswin.bench.arms import KERAS_TF, Arm, with_baseline
 from vswin.bench.case import Case
 from vswin.bench.model import xla_and_graph
 from vswin.cli import main
@@ -79,3 +81,48 @@ def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(micro_arch, tmp
     assert entry["status"] == "ok" and len(entry["arms"]["graph"]["round_s"]) == 2
     assert entry["arms"]["bad_xla"]["status"] == "failed"
     assert "exited with code" in entry["arms"]["bad_xla"]["error"]
+
+
+def test_stages_are_timed_alone_and_each_agrees_with_the_originals_stage(micro_arch, tmp_path, capsys):
+    out = tmp_path / "stages.json"
+    code = main(["bench", "model", "--original-repo", str(STAND_IN), "--arch", str(micro_arch), "--frames", "8",
+                 "--size", "64", "--arms", "pytorch,tf_onednn,tf_xla,jax_jit", "--stages", "0,3,model",
+                 "--rounds", "1", "--warmup", "1", "--tolerance", "1e-4", "--threads", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["stages"] == [0, 3, "model"]
+    cases = report["cases"]
+    assert [case["case"].get("stage") for case in cases] == [0, 3, None]
+    for case in cases:
+        assert case["status"] == "ok" and case["reference"] == "pytorch"
+        for name, entry in case["arms"].items():
+            assert entry["status"] == "ok", (case["label"], name, entry.get("error"))
+            assert entry["agreement"]["within_tolerance"], (case["label"], name, entry["agreement"])
+    assert "stage3" in capsys.readouterr().out
+
+
+def test_a_stage_of_an_export_is_refused(micro_export, tmp_path, capsys):
+    code = main(["bench", "model", "--savedmodel", str(micro_export / "1"), "--stages", "0",
+                 "--out", str(tmp_path / "x.json")])  # fmt: skip
+    assert code == 2 and "--stages needs model arms" in capsys.readouterr().err
+
+
+def test_a_baseline_twin_runs_its_revisions_code(micro_arch, tmp_path):
+    # A revision whose TF backend doubles the features: only a worker running that revision's code does that.
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(revision.__file__).parents[1], repo / "vswin", ignore=shutil.ignore_patterns("__pycache__"))
+    backend = repo / "vswin" / "bench" / "backends" / "keras_tf.py"
+    backend.write_text(backend.read_text().replace("function(inputs).numpy()", "2 * function(inputs).numpy()"))
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                                                 "-q", "-m", "doubled"]):  # fmt: skip
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    commit = revision.resolve("HEAD", repo)
+    source = revision.unpack(commit, tmp_path / "revisions", repo)
+    arms = with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source))
+    case = Case(str(micro_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
+    result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
+    entries = result["cases"][0]["arms"]
+    assert entries["graph"]["agreement"]["max_abs"] == 0.0
+    assert entries["graph@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
+    assert len(entries["graph"]["speedup_vs_baseline"]["rounds"]) == 2
+    assert result["arms"][1]["revision"] == commit

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from vswin.bench import interleave
-from vswin.bench.arms import KERAS_JAX, KERAS_TF, TORCH, Arm
+from vswin.bench.arms import KERAS_JAX, KERAS_TF, TORCH, Arm, with_baseline
 from vswin.bench.case import Case
 from vswin.bench.worker import ArmFailed
 
@@ -25,9 +25,11 @@ class FakeWorkers:
         self.fail_prepare, self.die_in_round = set(fail_prepare), die_in_round or {}
         self.calls: list[tuple[str, str]] = []
         self.rounds: dict[str, int] = {}
+        self.sources: dict[str, str | None] = {}
 
-    def __call__(self, name, env, work_dir):
+    def __call__(self, name, env, work_dir, source=None):
         fake = self
+        fake.sources[name] = source
 
         class Worker:
             alive = True
@@ -84,6 +86,19 @@ def test_spread_shows_rounds_that_disagree(monkeypatch):
     fake = FakeWorkers({"a": [1.0, 1.0, 1.0], "b": [0.5, 1.0, 0.25]})
     speedup = run(monkeypatch, fake, arms("a", "b"))["cases"][0]["arms"]["b"]["speedup_vs_reference"]
     assert (speedup["median"], speedup["min"], speedup["max"]) == (2.0, 1.0, 4.0)
+
+
+def test_each_arm_is_timed_against_its_baseline_twin_in_its_own_worker(monkeypatch):
+    # a is 2x its baseline in every round, b 1.25x; the slow round 2 (drift) cancels in the ratios.
+    paired = with_baseline(arms("a", "b"), "v1", "c0ffee", "/tmp/v1")
+    fake = FakeWorkers({"a": [1.0, 2.0, 1.0], "a@v1": [2.0, 4.0, 2.0], "b": [0.8, 1.6, 0.8], "b@v1": [1.0, 2.0, 1.0]})
+    case = run(monkeypatch, fake, paired)["cases"][0]
+    entries = case["arms"]
+    assert entries["a"]["speedup_vs_baseline"]["rounds"] == [2.0, 2.0, 2.0]
+    assert entries["b"]["speedup_vs_baseline"]["median"] == pytest.approx(1.25)
+    assert "speedup_vs_baseline" not in entries["a@v1"]  # a twin has no baseline of its own
+    assert entries["b"]["speedup_vs_reference"]["median"] == pytest.approx(1.25)  # reference: a, the first arm
+    assert fake.sources == {"a": None, "a@v1": "/tmp/v1", "b": None, "b@v1": "/tmp/v1"}
 
 
 def test_agreement_against_the_reference_uses_the_precision_tolerance(monkeypatch):

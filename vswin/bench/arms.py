@@ -26,7 +26,12 @@ PRECISIONS = ("float32", "bfloat16")
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """One arm: `kind` and `options` say what runs, `env` the process setting, `worker` the process."""
+    """One arm: `kind` and `options` say what runs, `env` the process setting, `worker` the process.
+
+    `source` is the root the worker imports vswin from (default this
+    checkout), `revision` the commit it was unpacked from; `baseline` names
+    the arm this one's gain is measured against (its twin at another revision).
+    """
 
     name: str
     kind: str
@@ -34,6 +39,9 @@ class Arm:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     worker: str = ""
     description: str = ""
+    source: str = ""
+    revision: str = ""
+    baseline: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -104,6 +112,16 @@ def parse_arm(text: str) -> Arm:
             raise ValueError(f"unknown variant {variant!r} in arm {text!r}: expected one of {sorted(VARIANTS)}")
         env.update(VARIANTS[variant])
     return dataclasses.replace(base, name=text.strip(), env=env, worker=text.strip())
+
+
+def with_baseline(arms: list[Arm], label: str, commit: str, source: str) -> list[Arm]:
+    """Each arm followed by its twin `NAME@label` run from `source` (commit `commit`); each arm's baseline is its twin."""
+    paired = []
+    for arm in arms:
+        twin = dataclasses.replace(arm, name=f"{arm.name}@{label}", worker=f"{arm.worker}@{label}", source=source,
+                                   revision=commit)  # fmt: skip
+        paired += [dataclasses.replace(arm, baseline=twin.name), twin]
+    return paired
 
 
 def parse_arms(text: str) -> list[Arm]:

@@ -3,7 +3,9 @@
 Every arm of a case computes the same function on the same data: the same
 weights file (written once by one arm, read by the others) and the same
 seeded uint8 frames, normalised with the contract's MEAN/STD for the arms
-that take float clips. So outputs can be compared across arms.
+that take float clips. So outputs can be compared across arms. A case with
+a `stage` times that stage of the backbone alone, on what the stages before
+it make of the same clip, and compares its output mean-pooled over T/H/W.
 """
 
 from __future__ import annotations
@@ -28,13 +30,23 @@ class Case:
     seed: int = 0
     device: str = "cpu"
     export_dir: str | None = None  # where the export arms write (or find) their SavedModel
+    stage: int | None = None  # time this stage of the backbone (counted from 0) instead of the whole model
+
+    def __post_init__(self) -> None:
+        if self.stage is not None and self.stage < 0:
+            raise ValueError(f"stage must be >= 0, got {self.stage}")
 
     @property
     def label(self) -> str:
-        return f"{self.arch}@{self.batch}x{self.frames}x{self.size}x{self.size}"
+        where = "" if self.stage is None else f":stage{self.stage}"
+        return f"{self.arch}@{self.batch}x{self.frames}x{self.size}x{self.size}{where}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The case as JSON; `stage` only when set, so workers of revisions without stages read whole-model cases."""
+        data = dataclasses.asdict(self)
+        if self.stage is None:
+            del data["stage"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:

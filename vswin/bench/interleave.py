@@ -119,7 +119,7 @@ def _writer_first(arms: list[Arm]) -> list[Arm]:
 def _worker(arm: Arm, plan: Plan, workers: dict[str, WorkerProcess], work_dir: Path) -> WorkerProcess:
     worker = workers.get(arm.worker)
     if worker is None or not worker.alive:
-        worker = workers[arm.worker] = WorkerProcess(arm.worker, worker_env(arm, plan), work_dir)
+        worker = workers[arm.worker] = WorkerProcess(arm.worker, worker_env(arm, plan), work_dir, arm.source or None)
     return worker
 
 
@@ -185,7 +185,7 @@ def _run_case(arms: list[Arm], case: Case, plan: Plan, workers: dict[str, Worker
             except ArmFailed:
                 pass
 
-    summarize(entries, rounds, reference, case.batch)
+    summarize(entries, rounds, reference, case.batch, {arm.name: arm.baseline for arm in arms if arm.baseline})
     return {"case": case.to_dict(), "label": case.label, "status": "ok", "reference": reference,
             "load_average": {"before": load_before, "after": machine.load_average()},
             "wall_s": round(time.monotonic() - started, 1), "arms": entries}  # fmt: skip
@@ -212,8 +212,9 @@ def agreement(values: np.ndarray, reference: np.ndarray, tolerance: float) -> di
 
 
 def summarize(entries: dict[str, dict[str, Any]], rounds: dict[str, list[dict[str, Any]]],
-              reference: str | None, batch: int) -> None:
-    """Per arm: median/min of its round times, clips/s, and the median and spread of per-round speedups."""
+              reference: str | None, batch: int, baselines: dict[str, str] | None = None) -> None:
+    """Per arm: median/min of its round times, clips/s, and the median and spread of per-round speedups
+    over the reference and, for an arm with a baseline (its twin at another revision), over that."""
     per_round = {name: {r["round"]: statistics.median(r["times_s"]) for r in measured}
                  for name, measured in rounds.items()}  # fmt: skip
     for name, measured in rounds.items():
@@ -230,9 +231,15 @@ def summarize(entries: dict[str, dict[str, Any]], rounds: dict[str, list[dict[st
             "minor_faults_per_call": sum(r["minor_faults"] for r in measured) / calls,
             "worker_peak_rss_mib": max(r.get("peak_rss_mib", 0) for r in measured),
         })  # fmt: skip
-        if reference is not None and per_round.get(reference):
-            base = per_round[reference]
-            speedups = [base[i] / per_round[name][i] for i in per_round[name] if i in base]
-            if speedups:
-                entry["speedup_vs_reference"] = {"median": statistics.median(speedups), "min": min(speedups),
-                                                 "max": max(speedups), "rounds": speedups}  # fmt: skip
+        for key, other in (("speedup_vs_reference", reference), ("speedup_vs_baseline", (baselines or {}).get(name))):
+            speedup = _speedup(per_round.get(other), per_round[name])
+            if speedup:
+                entry[key] = speedup
+
+
+def _speedup(base: dict[int, float] | None, times: dict[int, float]) -> dict[str, Any] | None:
+    """Median, min, max and the list of per-round ratios base / times over the rounds both ran."""
+    speedups = [base[i] / times[i] for i in times if i in base] if base else []
+    if not speedups:
+        return None
+    return {"median": statistics.median(speedups), "min": min(speedups), "max": max(speedups), "rounds": speedups}

@@ -4,6 +4,9 @@ Two ways to name the arms: model arms from the catalog (vswin.bench.arms:
 the original PyTorch code, Keras on TF graph / oneDNN / XLA / XLA options,
 Keras on JAX, the export's signatures), all computing the same weights on the
 same clips; or existing exports (`--savedmodel`), one arm per signature.
+Model arms can time the backbone stage by stage (`stage_list`) and run
+beside their twins at a baseline revision (vswin.bench.revision), so that
+the gain of a change is read per stage from one interleaved run (`gains`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,30 @@ def model_arms(names: str | None, original_repo: str | None, torch_compile: bool
             options["original_repo"] = str(original_repo)
         arms.append(dataclasses.replace(arm, options=options))
     return arms
+
+
+MODEL = "model"  # in a stage list: the whole model
+
+
+def stage_list(text: str, arch: str) -> list[int | None]:
+    """`--stages`: comma-separated stage indices and `model` (None: the whole model), or `all`: every
+    stage of `arch` in order, then the model."""
+    from vswin.model.presets import get_preset
+
+    count = len(get_preset(arch).backbone["depths"])
+    if text.strip() == "all":
+        return [*range(count), None]
+    stages: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == MODEL:
+            stages.append(None)
+        elif part.isdigit() and int(part) < count:
+            stages.append(int(part))
+        else:
+            raise ValueError(f"--stages: {part!r} is not a stage of {arch} (0-{count - 1}), {MODEL!r} or 'all'")
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"--stages repeats: {text!r}")
+    return stages
 
 
 def savedmodel_arms(directories: Sequence[str], signatures: Sequence[str] | None) -> list[Arm]:
@@ -91,20 +118,43 @@ def table(case_result: dict[str, Any]) -> str:
                   for name, entry in case_result.get("arms", {}).items() if entry.get("error")]  # fmt: skip
         return "\n".join(lines)
     reference = case_result["reference"]
+    paired = any("speedup_vs_baseline" in entry for entry in case_result["arms"].values())
     lines.append(f"  {'arm':<28} {'median s':>9} {'clips/s':>8} {'vs ' + str(reference):>24} {'first s':>8} "
-                 f"{'max abs diff':>12} {'faults/call':>11}")  # fmt: skip
+                 f"{'max abs diff':>12} {'faults/call':>11}" + (f" {'vs baseline':>22}" if paired else ""))  # fmt: skip
     for name, entry in case_result["arms"].items():
         if "median_s" not in entry:
             lines.append(f"  {name:<28} FAILED: {entry.get('error', '').splitlines()[0] if entry.get('error') else ''}")
             continue
-        speed = entry.get("speedup_vs_reference")
-        spread = f"{speed['median']:.2f}x [{speed['min']:.2f}-{speed['max']:.2f}]" if speed else "-"
+        spread = _spread(entry.get("speedup_vs_reference"))
         diff = entry.get("agreement", {}).get("max_abs")
         flag = "" if entry.get("agreement", {}).get("within_tolerance", True) else " !"
         status = "" if entry["status"] == "ok" else " (failed later)"
+        baseline = f" {_spread(entry.get('speedup_vs_baseline'), ''):>22}" if paired else ""
         lines.append(f"  {name:<28} {entry['median_s']:9.3f} {entry['clips_per_s']:8.2f} {spread:>24} "
                      f"{entry['first_call_s']:8.1f} {diff if diff is None else format(diff, '.2e'):>12}{flag} "
-                     f"{entry['minor_faults_per_call']:11.0f}{status}")  # fmt: skip
+                     f"{entry['minor_faults_per_call']:11.0f}{baseline}{status}")  # fmt: skip
     load = case_result["load_average"]
     lines.append(f"  load average before {load['before']}, after {load['after']}")
+    return "\n".join(lines)
+
+
+def _spread(speed: dict[str, Any] | None, missing: str = "-") -> str:
+    return f"{speed['median']:.2f}x [{speed['min']:.2f}-{speed['max']:.2f}]" if speed else missing
+
+
+def gains(cases: list[dict[str, Any]]) -> str:
+    """Each arm's gain over its baseline twin, case by case (per stage), as a plain-text table; '' without twins."""
+    columns = [case for case in cases if case["status"] == "ok"]
+    names = [name for case in columns for name, entry in case["arms"].items() if "speedup_vs_baseline" in entry]
+    names = list(dict.fromkeys(names))
+    if not names:
+        return ""
+    several_batches = len({case["case"]["batch"] for case in columns}) > 1
+    labels = [(MODEL if case["case"].get("stage") is None else f"stage{case['case']['stage']}")
+              + (f" b{case['case']['batch']}" if several_batches else "") for case in columns]  # fmt: skip
+    lines = ["gain over the baseline (median of per-round ratios [min-max]):",
+             f"  {'arm':<28}" + "".join(f" {label:>20}" for label in labels)]
+    for name in names:
+        cells = [_spread(case["arms"].get(name, {}).get("speedup_vs_baseline")) for case in columns]
+        lines.append(f"  {name:<28}" + "".join(f" {cell:>20}" for cell in cells))
     return "\n".join(lines)

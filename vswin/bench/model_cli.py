@@ -45,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--signature", nargs="+",
                         help="With --savedmodel: signatures to time (default the export's XLA and graph passes).")
     parser.add_argument("--batch-sizes", default="1", help="Comma-separated batch sizes, one case each (default 1).")
+    parser.add_argument("--stages", default="model",
+                        help="Per-stage timing: comma-separated backbone stages (from 0) and 'model' (the whole "
+                        "model), one case each per batch size; 'all' = every stage, then the model. A stage "
+                        "case runs that stage alone on what the earlier stages make of the clip (default model).")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="Also run every arm from git revision REV of this checkout (its own vswin code, in "
+                        "its own workers, in the same rounds) and report each arm's gain over its twin NAME@REV.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds per case (default 5).")
     parser.add_argument("--calls", type=int, default=1, help="Timed calls per arm per round (default 1).")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed calls after building, first one timed "
@@ -63,28 +70,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vswin.bench import interleave, model
+    from vswin.bench import interleave, model, revision
+    from vswin.bench.arms import with_baseline
     from vswin.bench.case import Case
 
-    try:
-        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-        env = dict(args.env)
-        if args.threads:
-            env.update(TF_NUM_INTRAOP_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
-        plan = interleave.Plan(rounds=args.rounds, calls=args.calls, warmup=args.warmup, tolerance=args.tolerance,
-                               reference=args.reference, env=env)  # fmt: skip
-        if args.savedmodel:
-            arms = model.savedmodel_arms(args.savedmodel, args.signature)
-        else:
-            arms = model.model_arms(args.arms, args.original_repo, args.torch_compile, args.precision)
-        if args.reference and args.reference not in {arm.name for arm in arms}:
-            raise ValueError(f"--reference {args.reference!r} is not one of the arms {[a.name for a in arms]}")
-    except ValueError as err:
-        print(f"vswin bench model: {err}", file=sys.stderr)
-        return 2
-
     with tempfile.TemporaryDirectory(prefix="vswin-bench-model-") as temp:
-        work_dir = Path(args.work_dir or temp)
+        work_dir = Path(args.work_dir or temp).resolve()  # absolute: workers of a baseline run elsewhere
+        try:
+            batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+            if args.savedmodel and args.stages != model.MODEL:
+                raise ValueError("--stages needs model arms: an export runs the whole model")
+            stages = [None] if args.savedmodel else model.stage_list(args.stages, args.arch)
+            commit = revision.resolve(args.baseline) if args.baseline else None
+            env = dict(args.env)
+            if args.threads:
+                env.update(TF_NUM_INTRAOP_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+            plan = interleave.Plan(rounds=args.rounds, calls=args.calls, warmup=args.warmup,
+                                   tolerance=args.tolerance, reference=args.reference, env=env)  # fmt: skip
+            if args.savedmodel:
+                arms = model.savedmodel_arms(args.savedmodel, args.signature)
+            else:
+                arms = model.model_arms(args.arms, args.original_repo, args.torch_compile, args.precision)
+            if commit:
+                source = revision.unpack(commit, work_dir / "revisions")
+                arms = with_baseline(arms, args.baseline, commit, str(source))
+            if args.reference and args.reference not in {arm.name for arm in arms}:
+                raise ValueError(f"--reference {args.reference!r} is not one of the arms {[a.name for a in arms]}")
+        except ValueError as err:
+            print(f"vswin bench model: {err}", file=sys.stderr)
+            return 2
+
         work_dir.mkdir(parents=True, exist_ok=True)
         if args.savedmodel:
             cases = [model.savedmodel_case(args.savedmodel[0], batch, args.seed) for batch in batch_sizes]
@@ -92,10 +107,16 @@ def run(args: argparse.Namespace) -> int:
             original = any(arm.writes_original_weights for arm in arms)  # its .pth layout, else Keras weights
             weights = work_dir / ("weights.pth" if original else "weights.weights.h5")
             cases = [Case(args.arch, args.frames, args.size, batch, str(weights), args.seed,
-                          export_dir=str(work_dir / "export")) for batch in batch_sizes]  # fmt: skip
+                          export_dir=str(work_dir / "export"), stage=stage)
+                     for batch in batch_sizes for stage in stages]  # fmt: skip
         results = interleave.run(arms, cases, plan, work_dir, on_result=lambda r: print(model.table(r), flush=True))
+    summary = model.gains(results["cases"])
+    if summary:
+        print(summary)
     settings = {"arch": args.arch, "clip": [args.frames, args.size, args.size], "precision": args.precision,
-                "batch_sizes": batch_sizes, "savedmodel": args.savedmodel, "threads": args.threads,
+                "batch_sizes": batch_sizes, "stages": [model.MODEL if s is None else s for s in stages],
+                "baseline": {"revision": args.baseline, "commit": commit} if commit else None,
+                "savedmodel": args.savedmodel, "threads": args.threads,
                 "weights": "random (seeded); the first arm writes them, every other arm loads the same file"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,18 +37,24 @@ class ArmFailed(RuntimeError):
 
 
 class WorkerProcess:
-    """Parent side: a started worker with `env` added to this process's environment."""
+    """Parent side: a started worker with `env` added to this process's environment.
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    It imports vswin from `source` (default this checkout) and runs there, so
+    a worker of another revision runs that revision's code throughout.
+    """
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, source: str | Path | None = None) -> None:
         self.name = name
         self.log_path = Path(log_dir) / f"worker-{_file_name(name)}.log"
         self._log = open(self.log_path, "w")
+        root = Path(source).resolve() if source else REPO_ROOT
         full_env = {**os.environ, **env}
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), full_env.get("PYTHONPATH")]))
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), full_env.get("PYTHONPATH")]))
         full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.env = env
         self.process = subprocess.Popen([sys.executable, "-m", "vswin.bench.worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self._log, env=full_env, text=True)  # fmt: skip
+                                        stdout=subprocess.PIPE, stderr=self._log, env=full_env, text=True,
+                                        cwd=root if source else None)  # fmt: skip
 
     @property
     def alive(self) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 
 from vswin import contract
 from vswin.bench.backends import Forward, keras_model
-from vswin.bench.case import Case, clips
+from vswin.bench.case import Case
 
 
 def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) -> Forward:
@@ -16,7 +16,7 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
 
     from vswin.model.jax_jit import jit_forward
 
-    model = keras_model.load(case, options.get("precision", "float32"), write_weights)
+    model, inputs = keras_model.load_with_inputs(case, options.get("precision", "float32"), write_weights)
     forward, weights = jit_forward(model)
-    inputs = jax.device_put(clips(case))
+    inputs = jax.device_put(inputs)
     return lambda: np.asarray(forward(weights, inputs)[contract.FEATURES])

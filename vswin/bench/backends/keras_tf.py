@@ -6,14 +6,14 @@ from typing import Any
 
 from vswin import contract
 from vswin.bench.backends import Forward, keras_model
-from vswin.bench.case import Case, clips
+from vswin.bench.case import Case
 
 
 def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) -> Forward:
     import tensorflow as tf
 
-    model = keras_model.load(case, options.get("precision", "float32"), write_weights)
+    model, inputs = keras_model.load_with_inputs(case, options.get("precision", "float32"), write_weights)
     function = tf.function(lambda x: model(x)[contract.FEATURES], jit_compile=bool(options.get("jit")),
                            autograph=False)  # fmt: skip
-    inputs = tf.constant(clips(case))
+    inputs = tf.constant(inputs)
     return lambda: function(inputs).numpy()

@@ -28,6 +28,8 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
     from vswin.bench.model import xla_and_graph
     from vswin.bench.transport import read_export_metadata
 
+    if case.stage is not None:
+        raise ValueError("an export runs the whole model: per-stage timing needs model arms (tf_*, jax_jit, pytorch)")
     directory = options.get("savedmodel") or _export(case, options.get("precision", "float32"), write_weights)
     loaded = tf.saved_model.load(str(directory))
     name = options.get("signature", contract.SERVING_DEFAULT)

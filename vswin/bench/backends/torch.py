@@ -3,7 +3,9 @@
 Options: `compile` (torch.compile, with `compile_backend`, default inductor,
 and `compile_mode`), `precision` (bfloat16: autocast, as mixed-precision
 inference runs the original). It writes the shared weights in the official
-checkpoint layout, which vswin's converter reads for the other arms.
+checkpoint layout, which vswin's converter reads for the other arms. For a
+stage case it times that `BasicLayer` of the original on what its patch
+embedding and earlier layers make of the clip.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
     device = torch.device(case.device)
     model = _original(case, options, write_weights).to(device)
     inputs = torch.from_numpy(clips(case)).permute(0, 4, 1, 2, 3).contiguous().to(device)  # NTHWC -> NCTHW
+    model, inputs = _stage_and_input(model, inputs, case.stage)
     forward = model
     if options.get("compile"):
         forward = torch.compile(model, backend=options.get("compile_backend", "inductor"),
@@ -34,6 +37,21 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
         return feature_map.float().mean(dim=(2, 3, 4)).cpu().numpy()  # the I3D head's pooling; waits for the device
 
     return call
+
+
+def _stage_and_input(model, clips, stage: int | None):
+    """(module, input) to time: the whole model on `clips`, or layer `stage` on the earlier layers' output."""
+    import torch
+
+    if stage is None:
+        return model, clips
+    if stage >= len(model.layers):
+        raise ValueError(f"stage {stage}: the original model has layers 0-{len(model.layers) - 1}")
+    with torch.inference_mode():
+        x = model.patch_embed(clips)
+        for layer in model.layers[:stage]:
+            x = layer(x.contiguous())
+    return model.layers[stage], x.contiguous()
 
 
 def _original(case: Case, options: dict[str, Any], write_weights: bool):
