@@ -83,8 +83,10 @@ class Backbone(keras.Model):
         x = self.patch_embed(self._to_clips(inputs))
         attention = []
         for stage in self.stages:
-            x, stage_attention = stage(x, return_attention=True)
-            attention.extend(stage_attention)
+            x = stage(x, return_attention=return_attention)
+            if return_attention:
+                x, stage_attention = x
+                attention.extend(stage_attention)
         feature_map = self._from_clips(self.norm(x))
         return (feature_map, attention) if return_attention else feature_map
 

@@ -25,7 +25,7 @@ from vswin.atomic import publish
 from vswin.contract import IMAGE, VIDEO
 from vswin.model import checkpoint_files as files
 from vswin.model.checkpoint_files import CheckpointError
-from vswin.model.layers import MASKED, bias_index, effective_window
+from vswin.model.layers import bias_index, effective_window
 from vswin.model.presets import Preset
 
 _FAMILY_NAMES = {VIDEO: "a Video Swin (video) model", IMAGE: "an image Swin model"}
@@ -204,8 +204,7 @@ def _original_masks(backbone, stage_index: int) -> dict[int, np.ndarray | None]:
     window, shift = effective_window(size, stage.window_size, stage.shift_size, IMAGE)
     if not any(shift):
         return {0: None, 1: None}
-    regions = ops.convert_to_numpy(stage.shift_regions(size))
-    return {0: None, 1: np.where(regions[:, None, :] != regions[:, :, None], MASKED, 0.0).astype("float32")}
+    return {0: None, 1: ops.convert_to_numpy(stage.shift_mask(size)).astype("float32")}
 
 
 def _equal(value: np.ndarray, expected: np.ndarray | None) -> bool:

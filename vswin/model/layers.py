@@ -167,8 +167,8 @@ class WindowAttention3D(keras.layers.Layer):
     """Multi-head self-attention inside windows, with a learned relative position bias.
 
     `window_size` is the window the bias table is sized for; `call` takes the
-    window actually used (never larger) and, for shifted windows, the region
-    labels that become the additive mask.
+    window actually used (never larger) and, for shifted windows, the stage's
+    additive mask.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: Window, qkv_bias: bool = True,
@@ -200,33 +200,33 @@ class WindowAttention3D(keras.layers.Layer):
         bias = ops.take(self.relative_position_bias_table, index, axis=0)
         return ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
 
-    def call(self, x, window: Window, regions=None, return_attention: bool = False):
-        """x: [B * nW, N, C] tokens of `window`; regions: optional [nW, N] shifted-window labels.
+    def call(self, x, window: Window, shift_mask=None, return_attention: bool = False):
+        """x: [B * nW, N, C] tokens of `window`; shift_mask: optional [nW, N, N] additive shifted-window mask.
 
         With `return_attention`, also the post-softmax probabilities [B * nW, heads, N, N] in float32.
+        The scores are laid out heads first, [heads, B * nW, N, N], so the bias is a
+        [heads, 1, N, N] addend: the shape TensorFlow's oneDNN remapper fuses, with
+        the scale, into the q.k batched matmul (no pass of its own over the scores).
         """
         tokens = x.shape[1]
-        head_dim = self.dim // self.num_heads
-        qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+        heads, head_dim = self.num_heads, self.dim // self.num_heads
+        qkv = ops.transpose(ops.reshape(self.qkv(x), (-1, tokens, 3, heads, head_dim)), (2, 3, 0, 1, 4))
         q, k, v = qkv[0] * ops.cast(self.scale, x.dtype), qkv[1], qkv[2]
         attn = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        attn = attn + ops.cast(self.relative_position_bias(window), attn.dtype)[None]
-
-        if regions is not None:
-            num_windows = regions.shape[0]
-            mask = ops.where(ops.not_equal(regions[:, None, :], regions[:, :, None]), MASKED, 0.0)
-            attn = ops.reshape(attn, (-1, num_windows, self.num_heads, tokens, tokens))
-            attn = attn + ops.cast(mask, attn.dtype)[None, :, None]
-            attn = ops.reshape(attn, (-1, self.num_heads, tokens, tokens))
+        attn = attn + ops.cast(self.relative_position_bias(window), attn.dtype)[:, None]
+        if shift_mask is not None:
+            attn = ops.reshape(attn, (heads, -1, shift_mask.shape[0], tokens, tokens))
+            attn = ops.reshape(attn + ops.cast(shift_mask, attn.dtype), (heads, -1, tokens, tokens))
         if tokens == 1:  # a one-token window attends to itself (and ops.softmax warns on a size-1 axis)
             probabilities = ops.ones_like(attn, dtype="float32")
         else:
             probabilities = ops.softmax(ops.cast(attn, "float32"), axis=-1)
 
-        out = ops.matmul(ops.cast(probabilities, v.dtype), v)
-        out = self.proj(ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, tokens, self.dim)))
-        return (out, probabilities) if return_attention else out
+        out = ops.matmul(ops.cast(probabilities, v.dtype), v)  # [heads, B * nW, N, head_dim]
+        out = self.proj(ops.reshape(ops.transpose(out, (1, 2, 0, 3)), (-1, tokens, self.dim)))
+        if not return_attention:
+            return out
+        return out, ops.transpose(probabilities, (1, 0, 2, 3))
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads,
@@ -260,17 +260,18 @@ class SwinBlock3D(keras.layers.Layer):
         self.fc1.build(shape)
         self.fc2.build((None, None, int(self.dim * self.mlp_ratio)))
 
-    def call(self, x, regions=None, return_attention: bool = False):
-        """x: [B, D, H, W, C]; regions: the stage's shifted-window labels (used only when shifting)."""
+    def call(self, x, shift_mask=None, return_attention: bool = False):
+        """x: [B, D, H, W, C]; shift_mask: the stage's shifted-window mask (used only when shifting)."""
         size = tuple(x.shape[1:4])
         window, shift = effective_window(size, self.window_size, self.shift_size, self.family)
-        attended, attention = self._attend(self.norm1(x), size, window, shift, regions)
+        attended, attention = self._attend(self.norm1(x), size, window, shift, shift_mask, return_attention)
         x = x + attended
         hidden = keras.activations.gelu(self.fc1(self.norm2(x)), approximate=False)
         x = x + self.fc2(hidden)
         return (x, attention) if return_attention else x
 
-    def _attend(self, x, size, window, shift, regions):
+    def _attend(self, x, size, window, shift, shift_mask, return_attention: bool):
+        """(attended map, its attention or None)."""
         pads = [(0, (-extent) % w) for extent, w in zip(size, window)]
         if any(after for _, after in pads):
             x = ops.pad(x, [(0, 0), *pads, (0, 0)])
@@ -279,8 +280,9 @@ class SwinBlock3D(keras.layers.Layer):
         axes = tuple(axis + 1 for axis in range(3) if shift[axis])
         if shifted:
             x = ops.roll(x, shift=tuple(-shift[a - 1] for a in axes), axis=axes)
-        windows, attention = self.attn(window_partition(x, window), window=window,
-                                       regions=regions if shifted else None, return_attention=True)
+        windows = self.attn(window_partition(x, window), window=window, shift_mask=shift_mask if shifted else None,
+                            return_attention=return_attention)
+        windows, attention = windows if return_attention else (windows, None)
         x = window_merge(windows, window, padded)
         if shifted:
             x = ops.roll(x, shift=tuple(shift[a - 1] for a in axes), axis=axes)
@@ -353,22 +355,31 @@ class SwinStage3D(keras.layers.Layer):
     def call(self, x, return_attention: bool = False):
         """x: [B, D, H, W, C]; with `return_attention`, also the list of each block's attention."""
         size = tuple(x.shape[1:4])
-        regions = self.shift_regions(size)
+        shift_mask = self.shift_mask(size)  # once per call, shared by the stage's shifted blocks
         attention = []
         for block in self.blocks:
-            x, probabilities = block(x, regions=regions, return_attention=True)
-            attention.append(probabilities)
+            x = block(x, shift_mask=shift_mask, return_attention=return_attention)
+            if return_attention:
+                x, probabilities = x
+                attention.append(probabilities)
         if self.downsample is not None:
             x = self.downsample(x)
         return (x, attention) if return_attention else x
 
-    def shift_regions(self, size: Window):
-        """[nW, N] region labels of the shifted blocks on a `size` map, or None where nothing shifts."""
+    def shift_mask(self, size: Window):
+        """[nW, N, N] additive mask of the shifted blocks on a `size` map (0, or MASKED across regions),
+        or None where nothing shifts.
+
+        Built with ops from the [nW, N] region labels rather than stored: as a
+        constant it would put nW * N * N values into every traced graph (78 MB
+        at stage 0 of a 32x224x224 clip).
+        """
         window, shift = effective_window(size, self.window_size, self.shift_size, self.family)
         if not any(shift):
             return None
         padded = tuple(math.ceil(extent / w) * w for extent, w in zip(size, window))
-        return ops.convert_to_tensor(shifted_window_regions(padded, window, shift))
+        regions = ops.convert_to_tensor(shifted_window_regions(padded, window, shift))
+        return ops.where(ops.not_equal(regions[:, None, :], regions[:, :, None]), MASKED, 0.0)
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "depth": self.depth, "num_heads": self.num_heads,
