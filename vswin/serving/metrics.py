@@ -124,7 +124,8 @@ class ServerMetrics:
         try:
             self._http = ThreadingHTTPServer((host, port), _handler(self, path))
         except OSError as err:
-            raise OSError(err.errno, f"cannot serve metrics on {host}:{port}: {err.strerror}") from err
+            reason = (err.strerror or str(err)).lower()  # "address already in use" when another process has the port
+            raise OSError(err.errno, f"cannot serve metrics on {host}:{port}: {reason}") from err
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="metrics-http", daemon=True)
         self._http_thread.start()

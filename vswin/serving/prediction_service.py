@@ -10,10 +10,12 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from vswin.serving.errors import ServingError, invalid_argument
+from vswin.serving.errors import ServingError, deadline_exceeded, invalid_argument
+from vswin.serving.inflight import InFlight, RunningRequest
+from vswin.serving.limits import RequestLimits
 from vswin.serving.manager import ModelManager
 from vswin.serving.servable import DEFAULT_SIGNATURE, Servable
-from vswin.serving.tensors import to_ndarray, to_tensor_proto
+from vswin.serving.tensors import declared, to_ndarray, to_tensor_proto
 
 if TYPE_CHECKING:
     from vswin.serving.batching import BatchScheduler
@@ -25,7 +27,13 @@ SIGNATURE_DEF_FIELD = "signature_def"
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Runs requests on the manager's servables, through the batch scheduler when batching is on."""
+    """Runs requests on the manager's servables, through the batch scheduler when batching is on.
+
+    Work is refused as early as it can be: a passed deadline before anything
+    else, unknown or internal signatures and oversized inputs (`limits`, on the
+    declared shapes) before any tensor is decoded, and the deadline again
+    right before the model runs.
+    """
 
     def __init__(
         self,
@@ -33,11 +41,17 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         scheduler: BatchScheduler | None = None,
         metrics: ServerMetrics | None = None,
         as_tensor_content: bool = False,
+        limits: RequestLimits | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.manager = manager
         self.scheduler = scheduler
         self.metrics = metrics
         self.as_tensor_content = as_tensor_content
+        if limits is None:  # with batching, the batcher's max_batch_size bounds the rows (as in TF Serving)
+            limits = RequestLimits(max_rows=0) if scheduler is not None else RequestLimits()
+        self.limits = limits
+        self.in_flight = in_flight or InFlight()
 
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
         started = time.monotonic()
@@ -45,6 +59,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         version: int | None = None
         status = grpc.StatusCode.OK
         try:
+            _remaining(context, "before the request started")
             with self.manager.servable(request.model_spec) as servable:
                 version = servable.version
                 return self._predict(servable, signature_name, request, context)
@@ -63,13 +78,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _predict(
         self, servable: Servable, signature_name: str, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        inputs = {key: to_ndarray(key, proto) for key, proto in request.inputs.items()}
         output_filter = list(request.output_filter)
-        servable.check_request(signature_name, inputs, output_filter)
-        timeout = context.time_remaining()
-        if timeout is not None and timeout <= 0:
-            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded before the request ran")
-        outputs = self._run(servable, signature_name, inputs, output_filter, timeout)
+        servable.check_request(signature_name, {key: declared(key, proto) for key, proto in request.inputs.items()},
+                               output_filter)  # fmt: skip
+        self.limits.check(request.inputs)
+        inputs = {key: to_ndarray(key, proto) for key, proto in request.inputs.items()}
+        rows = max((shape[0] for shape in map(np.shape, inputs.values()) if shape), default=1)
+        with self.in_flight.track(RunningRequest(servable.name, servable.version, signature_name, rows)):
+            timeout = _remaining(context, "before the request ran")
+            outputs = self._run(servable, signature_name, inputs, output_filter, timeout)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -122,3 +139,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 return response
         except ServingError as err:
             context.abort(err.code, err.message)
+
+
+def _remaining(context: grpc.ServicerContext, when: str) -> float | None:
+    """Seconds left before the request's deadline (None: no deadline); DEADLINE_EXCEEDED once it has passed."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise deadline_exceeded(f"Deadline exceeded {when}")
+    return remaining
