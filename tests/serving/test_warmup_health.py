@@ -112,3 +112,34 @@ def test_health_service_is_absent_unless_enabled(start_server, model_base):
         with pytest.raises(grpc.RpcError) as caught:
             health_of(channel)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(("warmed", "message"), [
+    ([1, 2], "batch sizes [4] compile on the first request that needs them; export with --batch-sizes 1,2,4"),
+    ([1, 2, 4, 8], "warmed-up sizes [8] are never used; export with --batch-sizes 1,2,4"),
+])  # fmt: skip
+def test_warmup_sizes_that_differ_from_the_batching_plan_are_a_warning(start_server, model_base, tmp_path, caplog,
+                                                                      warmed, message):
+    import json
+
+    (model_base / "1" / "assets.extra").mkdir(exist_ok=True)
+    (model_base / "1" / "assets.extra" / "vswin.json").write_text(json.dumps({"warmup_batch_sizes": warmed}))
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 4 } allowed_batch_sizes: 1 allowed_batch_sizes: 2 allowed_batch_sizes: 4")
+    with caplog.at_level(logging.WARNING, logger="vswin.serving.server"):
+        start_server(config_for(model_base), enable_batching=True, batching_parameters_file=str(params))
+    assert f"model tiny version 1: warmup batch sizes {warmed} (vswin.json) differ from the batching config's " \
+           "allowed_batch_sizes [1, 2, 4]" in caplog.text
+    assert message in caplog.text
+
+
+def test_warmup_sizes_matching_the_batching_plan_are_quiet(start_server, model_base, tmp_path, caplog):
+    import json
+
+    (model_base / "1" / "assets.extra").mkdir(exist_ok=True)
+    (model_base / "1" / "assets.extra" / "vswin.json").write_text(json.dumps({"warmup_batch_sizes": [1, 2, 4]}))
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 4 } allowed_batch_sizes: 1 allowed_batch_sizes: 2 allowed_batch_sizes: 4")
+    with caplog.at_level(logging.WARNING, logger="vswin.serving.server"):
+        start_server(config_for(model_base), enable_batching=True, batching_parameters_file=str(params))
+    assert "warmup batch sizes" not in caplog.text
