@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +51,8 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     model_base = Path(base) / name
     if version is not None:
         versions.check_target(model_base, version, overwrite)
+    started = time.monotonic()
+    log.info("exporting %s: tracing the signatures for %dx%dx%d clips", name, frames, *size)
     geometry = sigs.ClipGeometry(frames, *size)
     served = metadata.serving_metadata(model, geometry=geometry, precision=precision,
                                        default_signature=default_signature)
@@ -59,6 +62,7 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
     archive.track(model)
     for endpoint in endpoints:
         archive.add_endpoint(endpoint.name, endpoint.traced())
+    log.info("exporting %s: traced %d signatures (%.1f s)", name, len(endpoints), time.monotonic() - started)
 
     names = [endpoint.name for endpoint in endpoints]
     # Warm up every frames signature a server of this export can run: with the graph default that is
@@ -72,13 +76,17 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
         versions.staged_version(model_base, version, overwrite) as staging,
     ):
         archive.write_out(str(staging), verbose=False)
+        log.info("exporting %s: wrote the SavedModel (%.1f s)", name, time.monotonic() - started)
         assets_extra = staging / contract.ASSETS_EXTRA
         warmup.write_warmup(assets_extra, warmup.warmup_logs(name, frame_signatures, batch_sizes, (frames, *size, 3)))
+        log.info("exporting %s: warmup requests for %s at batch sizes %s (%.1f s)", name, ", ".join(frame_signatures),
+                 ",".join(map(str, batch_sizes)), time.monotonic() - started)  # fmt: skip
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             model, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
             model_name=name, version=version,
         ))
     target = model_base / str(version)
-    log.info("exported %s version %d to %s (signatures: %s)", name, version, target, ", ".join(names))
+    log.info("exported %s version %d to %s in %.1f s (signatures: %s)", name, version, target,
+             time.monotonic() - started, ", ".join(names))  # fmt: skip
     return target
