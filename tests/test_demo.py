@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from vswin.cli import main
+
+pytestmark = pytest.mark.slow  # runs the whole demo: export, serve, extract
 
 
 def test_demo_serves_features_equal_to_the_model_in_process(tmp_path, capsys):

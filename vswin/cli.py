@@ -31,6 +31,7 @@ _PARTS = (
     "vswin.serving.cli",
     "vswin.serving.config_cli",
     "vswin.client.cli",
+    "vswin.beam.cli",
     "vswin.bench.cli",
     "vswin.demo",
 )
@@ -61,7 +62,12 @@ def register_parts(subparsers: argparse._SubParsersAction, module_names: tuple[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Commands that run on a framework with options of its own (`vswin beam`: Beam's pipeline options)
+    # take the arguments they don't know and hand them on; every other command rejects them.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_pipeline_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pipeline_args = extra
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -17,6 +17,8 @@ from vswin.export import export_model
 from vswin.export.versions import VersionExistsError, next_version, versions
 from vswin.export.warmup import read_warmup
 
+pytestmark = pytest.mark.slow  # exports
+
 
 def test_warmup_records_parse_and_name_real_signatures(micro_export):
     logs = read_warmup(micro_export / "1" / "assets.extra" / "tf_serving_warmup_requests")

@@ -13,6 +13,8 @@ import tensorflow as tf
 import vswin.model
 from vswin.export import dtype_policy, export_model
 
+pytestmark = pytest.mark.slow  # exports the fixture in reduced precision
+
 BOUNDS = {"bfloat16": (2e-2, 0.9999), "float16": (5e-3, 0.99999)}
 
 

@@ -14,6 +14,8 @@ import tensorflow as tf
 from tests.serving.requests import config_for, predict_request, states, status_request
 from vswin.export.warmup import WARMUP_FILE, read_warmup
 
+pytestmark = pytest.mark.slow  # exports and serves
+
 
 @pytest.fixture(scope="module")
 def graph_default_export(tmp_path_factory, micro_checkpoint, micro_arch):

@@ -1,9 +1,7 @@
-"""Server metrics: the Prometheus series, the HTTP endpoint on the REST port, and monitoring config parsing."""
+"""Server metrics: the Prometheus series and monitoring config parsing (the endpoint: test_http_server.py)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -68,54 +66,6 @@ def test_bad_observations_are_rejected() -> None:
         metrics.set_version_state("micro", 1, "READY")
     with pytest.raises(ValueError, match="padded batch size 2 is smaller than the batch size 3"):
         metrics.observe_batch("micro", "serving_default", 3, 2)
-
-
-def test_http_endpoint_serves_the_metrics_at_the_configured_path_and_404_elsewhere(free_port: int) -> None:
-    metrics = observed()
-    metrics.start_http(free_port, "/custom/metrics", host="127.0.0.1")
-    try:
-        base = f"http://127.0.0.1:{free_port}"
-        with urllib.request.urlopen(base + "/custom/metrics?x=1", timeout=5) as response:
-            assert response.status == 200
-            assert response.headers["Content-Type"].startswith("text/plain")
-            body = response.read()
-        assert samples(body)[(":tensorflow:serving:batching_session:queue_depth",
-                              (("model_name", "micro"), ("signature", "serving_default")))] == 5  # fmt: skip
-        for other in ("/", DEFAULT_PATH, "/custom/metrics/extra"):
-            with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(base + other, timeout=5)
-            assert info.value.code == 404
-        metrics.observe_request("micro", 1, "serving_default", "OK", 0.01)
-        with urllib.request.urlopen(base + "/custom/metrics", timeout=5) as response:
-            ok = (("model_name", "micro"), ("signature", "serving_default"), ("status", "OK"), ("version", "1"))
-            assert samples(response.read())[(":tensorflow:serving:request_count_total", ok)] == 3
-    finally:
-        metrics.stop_http()
-    with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(f"http://127.0.0.1:{free_port}/custom/metrics", timeout=2)
-    metrics.stop_http()  # a second stop is harmless
-
-
-def test_http_endpoint_can_restart_on_the_same_port_after_stop(free_port: int) -> None:
-    metrics = ServerMetrics()
-    for _ in range(2):
-        metrics.start_http(free_port, DEFAULT_PATH, host="127.0.0.1")
-        assert metrics.http_port == free_port
-        with urllib.request.urlopen(f"http://127.0.0.1:{free_port}{DEFAULT_PATH}", timeout=5) as response:
-            assert response.status == 200
-        metrics.stop_http()
-    assert metrics.http_port is None
-
-
-def test_http_endpoint_on_a_busy_port_is_an_error_naming_it(free_port: int) -> None:
-    first, second = ServerMetrics(), ServerMetrics()
-    first.start_http(free_port, DEFAULT_PATH, host="127.0.0.1")
-    try:
-        with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{free_port}"):
-            second.start_http(free_port, DEFAULT_PATH, host="127.0.0.1")
-        assert second.http_port is None
-    finally:
-        first.stop_http()
 
 
 def test_monitoring_config_parses_enable_and_path(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def test_a_taken_metrics_port_fails_at_start_and_frees_the_grpc_port(model_base,
             rest_api_port=taken.getsockname()[1], monitoring_config_file=str(monitoring),
             file_system_poll_wait_seconds=0,
         ))  # fmt: skip
-        with pytest.raises(OSError, match="cannot serve metrics on 127.0.0.1:[0-9]+: address already in use"):
+        taken_reason = r"cannot serve HTTP \(REST API, metrics\) on 127.0.0.1:[0-9]+: address already in use"
+        with pytest.raises(OSError, match=taken_reason):
             server.start()
         server.stop(grace=0)
     with socket.socket() as probe:  # the gRPC port it had bound is free again

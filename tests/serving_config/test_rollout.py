@@ -145,7 +145,7 @@ def served(micro_export, tmp_path, subprocess_env, free_port):
         log.close()
 
 
-def wait_available(server: subprocess.Popen, target: str, version: int, log: Path, timeout: float = 180.0) -> None:
+def wait_available(server: subprocess.Popen, target: str, version: int, log: Path, timeout: float = 600.0) -> None:
     from vswin.serving.rollout import ServerControl
 
     control = ServerControl(target, timeout=5.0)
@@ -181,7 +181,7 @@ def test_canary_stable_rollback_under_load_without_failed_requests(served, micro
             (["rollback", MODEL], 1),
         ):
             started = time.monotonic()
-            assert main(["config", *argv, "--config", str(config), "--server", target, "--wait", "120"]) == 0
+            assert main(["config", *argv, "--config", str(config), "--server", target, "--wait", "600"]) == 0
             finished = time.monotonic()
             phases.append((started, finished, stable))
             load.wait_for_calls_after(finished)

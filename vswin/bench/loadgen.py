@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -63,6 +64,27 @@ class LoadSettings:
                              "(max_trials must be >= 3: stability compares three windows)")
 
 
+class Clock(Protocol):
+    """Where the load generator reads time and waits: the system clock, or a virtual one in tests."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """time.monotonic and time.sleep."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
 class _Recorder:
     """Collects finished requests and tracks how many arrived but are unanswered (the backlog)."""
 
@@ -97,26 +119,27 @@ class _Recorder:
             return peak
 
 
-def _one_request(transport: Transport, pool: ClipPool, batch_size: int, scheduled: float) -> Record:
-    sent = time.monotonic()
+def _one_request(transport: Transport, pool: ClipPool, batch_size: int, scheduled: float, clock: Clock) -> Record:
+    sent = clock.now()
     t0 = time.perf_counter()
     batch = pool.batch(batch_size)
     preprocess = time.perf_counter() - t0
     try:
         t = transport.send(batch)
     except RequestFailed as err:
-        return Record(scheduled, sent, time.monotonic(), batch_size, code=err.code, preprocess_s=preprocess)
+        return Record(scheduled, sent, clock.now(), batch_size, code=err.code, preprocess_s=preprocess)
     except Exception as err:  # a transport bug or a broken connection still counts as one failed request
         log.debug("request failed: %r", err)
-        return Record(scheduled, sent, time.monotonic(), batch_size, code=type(err).__name__, preprocess_s=preprocess)
+        return Record(scheduled, sent, clock.now(), batch_size, code=type(err).__name__, preprocess_s=preprocess)
     return Record(
-        scheduled, sent, time.monotonic(), batch_size, "OK",
+        scheduled, sent, clock.now(), batch_size, "OK",
         preprocess, t.serialize_s, t.round_trip_s, t.deserialize_s, t.request_bytes,
     )  # fmt: skip
 
 
 def _measure(
-    recorder: _Recorder, settings: LoadSettings, stop: threading.Event, started: float, warmup_requests: int
+    recorder: _Recorder, settings: LoadSettings, stop: threading.Event, started: float, warmup_requests: int,
+    clock: Clock,
 ) -> tuple[list[Window], str]:
     """Warm up, then cut windows until stable or a bound is hit; sets `stop`.
 
@@ -125,23 +148,23 @@ def _measure(
     window. Each window holds the requests that finished within it.
     """
     deadline = started + settings.max_duration_s
-    time.sleep(max(0.0, min(settings.warmup_s, deadline - time.monotonic())))
-    while len(recorder.since(0)) < warmup_requests and time.monotonic() < deadline:
-        time.sleep(0.01)
+    clock.sleep(max(0.0, min(settings.warmup_s, deadline - clock.now())))
+    while len(recorder.since(0)) < warmup_requests and clock.now() < deadline:
+        clock.sleep(0.01)
     recorder.take_max_backlog()
     cursor = len(recorder.since(0))
     pending: list[Record] = []
     windows: list[Window] = []
     reason = "max_trials"
     while len(windows) < settings.max_trials:
-        start = time.monotonic()
+        start = clock.now()
         end = start + settings.measurement_interval_s
         if end > deadline:
             reason = "max_duration"
             break
-        while time.monotonic() < end and recorder.arrivals < settings.max_requests:
-            time.sleep(min(0.01, max(0.0, end - time.monotonic())))
-        end = min(end, time.monotonic())
+        while clock.now() < end and recorder.arrivals < settings.max_requests:
+            clock.sleep(min(0.01, max(0.0, end - clock.now())))
+        end = min(end, clock.now())
         new = recorder.since(cursor)
         cursor += len(new)
         candidates = pending + new
@@ -158,7 +181,8 @@ def _measure(
     return windows, reason
 
 
-def closed_loop(transport: Transport, pool: ClipPool, concurrency: int, settings: LoadSettings) -> SettingResult:
+def closed_loop(transport: Transport, pool: ClipPool, concurrency: int, settings: LoadSettings,
+                clock: Clock = SYSTEM_CLOCK) -> SettingResult:
     """`concurrency` requests always in flight, measured until stable."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -166,13 +190,13 @@ def closed_loop(transport: Transport, pool: ClipPool, concurrency: int, settings
 
     def worker() -> None:
         while not stop.is_set() and recorder.claim(settings.max_requests):
-            recorder.done(_one_request(transport, pool, settings.batch_size, time.monotonic()))
+            recorder.done(_one_request(transport, pool, settings.batch_size, clock.now(), clock))
 
-    started = time.monotonic()
+    started = clock.now()
     threads = [threading.Thread(target=worker, daemon=True, name=f"bench-c{i}") for i in range(concurrency)]
     for thread in threads:
         thread.start()
-    windows, reason = _measure(recorder, settings, stop, started, concurrency)
+    windows, reason = _measure(recorder, settings, stop, started, concurrency, clock)
     for thread in threads:
         thread.join()
     return summarize("concurrency", concurrency, settings.batch_size, windows, reason, recorder.records)
@@ -194,7 +218,7 @@ def open_loop(
     executor = ThreadPoolExecutor(max_workers=settings.max_inflight, thread_name_prefix="bench-r")
 
     def run(scheduled: float) -> None:
-        recorder.done(_one_request(transport, pool, settings.batch_size, scheduled))
+        recorder.done(_one_request(transport, pool, settings.batch_size, scheduled, SYSTEM_CLOCK))
 
     def schedule() -> None:
         due = time.monotonic()
@@ -208,7 +232,7 @@ def open_loop(
     started = time.monotonic()
     scheduler = threading.Thread(target=schedule, daemon=True, name="bench-arrivals")
     scheduler.start()
-    windows, reason = _measure(recorder, settings, stop, started, 1)
+    windows, reason = _measure(recorder, settings, stop, started, 1, SYSTEM_CLOCK)
     scheduler.join()
     executor.shutdown(wait=True, cancel_futures=True)  # arrivals still queued on the client are never sent
     unsent = recorder.arrivals - len(recorder.records)

@@ -203,24 +203,34 @@ class SavedModelTransport:
 
 @dataclass
 class FakeTransport:
-    """A stand-in endpoint for tests: `latency(i)` seconds per request i, `error(i)` a status name or None."""
+    """A stand-in endpoint for tests: `latency(i)` seconds per request i, `error(i)` a status name or None.
+
+    It waits with `sleep` (a virtual clock's `advance` makes latencies exact on a busy machine) and
+    reports, and keeps in `durations`, the time each request really took by `now`.
+    """
 
     latency: Callable[[int], float]
     error: Callable[[int], str | None] = lambda i: None
     input: InputSpec = InputSpec(contract.FRAMES, "uint8", (2, 8, 8))
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = time.monotonic
     calls: int = 0
+    durations: list[float] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, batch: np.ndarray) -> Timings:
         with self._lock:
             i = self.calls
             self.calls += 1
-        delay = self.latency(i)
-        time.sleep(delay)
+        start = self.now()
+        self.sleep(self.latency(i))
+        took = self.now() - start
+        with self._lock:
+            self.durations.append(took)
         code = self.error(i)
         if code is not None:
             raise RequestFailed(code, f"fake failure of request {i}")
-        return Timings(0.0, delay, 0.0, batch.nbytes)
+        return Timings(0.0, took, 0.0, batch.nbytes)
 
     def metadata(self) -> dict[str, object]:
         return {"transport": "fake"}

@@ -45,16 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--label", help="Model version label, e.g. stable.")
     parser.add_argument("--signature", default=contract.SERVING_DEFAULT,
                         help=f"Signature to call (default {contract.SERVING_DEFAULT}).")
-    parser.add_argument("--sampling", choices=("uniform", "dense", "sliding"), default="uniform")
-    parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS,
-                        help=f"Clips per video (uniform, dense; default {contract.NUM_CLIPS}).")
-    parser.add_argument("--crops", type=int, choices=(1, 3), default=contract.NUM_CROPS,
-                        help=f"1 center crop or 3 crops (default {contract.NUM_CROPS}).")
-    parser.add_argument("--frame-interval", type=int, default=contract.FRAME_INTERVAL,
-                        help=f"Take every Nth frame (default {contract.FRAME_INTERVAL}).")
-    parser.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
-    parser.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
-    parser.add_argument("--short-side", type=int, help="Resize the short side to this before cropping.")
+    add_sampling_arguments(parser)
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, help="Directory for NAME.npy, NAME.clips.npy and NAME.json.")
     out.add_argument("--format", choices=("jsonl",), help="Write one JSON object per video to stdout instead.")
@@ -67,6 +58,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tls_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.set_defaults(func=run)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """How videos become clips (ExtractOptions): for every command that extracts features."""
+    parser.add_argument("--sampling", choices=("uniform", "dense", "sliding"), default="uniform")
+    parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS,
+                        help=f"Clips per video (uniform, dense; default {contract.NUM_CLIPS}).")
+    parser.add_argument("--crops", type=int, choices=(1, 3), default=contract.NUM_CROPS,
+                        help=f"1 center crop or 3 crops (default {contract.NUM_CROPS}).")
+    parser.add_argument("--frame-interval", type=int, default=contract.FRAME_INTERVAL,
+                        help=f"Take every Nth frame (default {contract.FRAME_INTERVAL}).")
+    parser.add_argument("--stride", type=int, help="Frames between sliding windows (default: one clip span).")
+    parser.add_argument("--sample-range", type=int, help="Frames the dense sampling draws from (default: one clip span).")
+    parser.add_argument("--short-side", type=int, help="Resize the short side to this before cropping.")
+
+
+def extract_options(args: argparse.Namespace) -> dict[str, object]:
+    """The add_sampling_arguments options as ExtractOptions keyword arguments."""
+    return {
+        "sampling": args.sampling,
+        "clips": args.clips,
+        "crops": args.crops,
+        "frame_interval": args.frame_interval,
+        "stride": args.stride,
+        "sample_range": args.sample_range,
+        "short_side": args.short_side,
+    }
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,17 +193,8 @@ async def _extract_all(args: argparse.Namespace, videos: list[str], skipped: int
         log.info("model %s version %d: clips %s, %s features", info.name, info.version, info.clip_shape, info.feature_dim)
         start = time.monotonic()
         bar = tqdm(total=len(videos), unit="video", disable=args.no_progress or None, file=sys.stderr)
-        options = {
-            "sampling": args.sampling,
-            "clips": args.clips,
-            "crops": args.crops,
-            "frame_interval": args.frame_interval,
-            "stride": args.stride,
-            "sample_range": args.sample_range,
-            "short_side": args.short_side,
-        }
         async for video, result in client.extract_many(
-            videos, concurrency=args.concurrency, decode_workers=args.decode_workers, **options
+            videos, concurrency=args.concurrency, decode_workers=args.decode_workers, **extract_options(args)
         ):
             if isinstance(result, Exception):
                 failures.append((video, f"{type(result).__name__}: {result}"))

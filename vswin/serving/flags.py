@@ -8,10 +8,12 @@ than silently ignored; anything else unknown is an argparse error.
 from __future__ import annotations
 
 import argparse
+import os
 
 from vswin import contract
 
 INT32_MAX = 2**31 - 1  # TF Serving's server-side gRPC message limit
+REST_API_TIMEOUT_MS = 30000  # TF Serving's --rest_api_timeout_in_ms default
 # TF Serving's load retry defaults (ServerCore::Options / main.cc): 5 retries, one minute apart.
 DEFAULT_MAX_NUM_LOAD_RETRIES = 5
 DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60 * 1000 * 1000
@@ -21,8 +23,9 @@ DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20  # eight float32 32x224x224 clips (154 M
 
 # tensorflow_model_server flags (model_servers/main.cc) that vswin serve does not implement.
 UNSUPPORTED_TF_SERVING_FLAGS = (
-    "grpc_socket_path", "rest_api_num_threads", "rest_api_timeout_in_ms", "rest_api_enable_cors_support",
-    "enable_per_model_batching_parameters", "num_load_threads", "num_unload_threads", "flush_filesystem_caches", "tensorflow_session_parallelism",
+    "grpc_socket_path", "rest_api_enable_cors_support",
+    "enable_per_model_batching_parameters", "num_load_threads", "num_unload_threads", "flush_filesystem_caches",
+    "tensorflow_session_parallelism",
     "tensorflow_session_config_file", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
     "use_alts_credentials", "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
     "saved_model_tags", "grpc_channel_arguments", "remove_unused_fields_from_bundle_metagraph",
@@ -30,6 +33,11 @@ UNSUPPORTED_TF_SERVING_FLAGS = (
     "enable_signature_method_name_check", "enable_profiler", "thread_pool_factory_config_file",
     "mixed_precision", "skip_initialize_tpu",
 )  # fmt: skip
+
+
+def default_rest_api_threads() -> int:
+    """TF Serving's --rest_api_num_threads default: 4 per CPU."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def tf_bool(text: str) -> bool:
@@ -56,7 +64,11 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
 
     flag("--port", type=int, default=8500, help="gRPC port (default 8500; 0 picks a free one).")
     flag("--rest_api_port", type=int, default=0,
-         help="HTTP port; vswin serve exposes only Prometheus metrics there (see --monitoring_config_file).")
+         help="HTTP port of TF Serving's REST API (and Prometheus metrics, see --monitoring_config_file); 0: none.")
+    flag("--rest_api_num_threads", type=int, default=default_rest_api_threads(),
+         help="Threads answering REST requests (default 4 per CPU).")
+    flag("--rest_api_timeout_in_ms", type=int, default=REST_API_TIMEOUT_MS,
+         help="Deadline of a REST predict request in ms (default 30000; 0: none).")
     flag("--model_name", default="default", help="Model name when serving one model (default 'default').")
     flag("--model_base_path", default="", help="Directory holding the model's integer version directories.")
     flag("--model_config_file", default="",

@@ -5,7 +5,10 @@ with many rows holds the memory of all of them at once (a 200 MB uint8
 request of 32x224x224 clips through Swin-T grew the server from 1.7 to 15 GB).
 `--max_request_batch_size` bounds the rows of one request when batching is
 off (with batching the batcher's `max_batch_size` does, as in TF Serving), and
-`--max_request_bytes` bounds the decoded size of its inputs either way.
+`--max_request_bytes` bounds the decoded size of its inputs either way. gRPC
+requests are checked on the shapes their TensorProtos declare, before
+decoding; REST requests once their JSON is read (whose size
+--grpc_max_message_size bounds).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tensorflow.core.framework import tensor_pb2
+import numpy as np
 
 from vswin.serving.errors import invalid_argument, resource_exhausted
 from vswin.serving.flags import DEFAULT_MAX_REQUEST_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
-from vswin.serving.tensors import request_nbytes, request_shape
+from vswin.serving.tensors import DeclaredTensor, nbytes
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,21 @@ class RequestLimits:
         if self.max_rows < 0 or self.max_bytes < 0:
             raise ValueError(f"request limits must be >= 0 (0: no limit), got rows {self.max_rows}, bytes {self.max_bytes}")
 
-    def check(self, inputs: Mapping[str, tensor_pb2.TensorProto]) -> None:
-        """INVALID_ARGUMENT for too many rows, RESOURCE_EXHAUSTED for too many bytes; each names its flag."""
+    def check(self, inputs: Mapping[str, np.ndarray | DeclaredTensor]) -> None:
+        """INVALID_ARGUMENT for too many rows, RESOURCE_EXHAUSTED for too many bytes; each names its flag.
+
+        `inputs` are decoded arrays, or (gRPC) the dtypes and shapes requests declare before decoding.
+        """
         total = 0
-        for name, proto in inputs.items():
-            shape = request_shape(name, proto)
+        for name, tensor in inputs.items():
+            shape = tuple(tensor.shape)
             rows = shape[0] if shape else 1
             if self.max_rows and rows > self.max_rows:
                 raise invalid_argument(
                     f"the request has batch size {rows}, more than --max_request_batch_size {self.max_rows} "
                     f"(input '{name}'); send at most {self.max_rows} rows per request"
                 )
-            total += request_nbytes(name, proto)
+            total += nbytes(tensor)
         if self.max_bytes and total > self.max_bytes:
             raise resource_exhausted(
                 f"the request's inputs decode to {total} bytes, more than --max_request_bytes {self.max_bytes}; "

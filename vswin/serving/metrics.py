@@ -1,4 +1,4 @@
-"""Prometheus metrics of the local server, served on the REST port at TF Serving's monitoring path.
+"""Prometheus metrics of the local server, served on the REST port at TF Serving's monitoring path (http_server).
 
 Names follow TF Serving's where it has the metric (`:tensorflow:serving:request_count`,
 `:tensorflow:serving:request_latency`, `:tensorflow:serving:batching_session:*`); each server keeps
@@ -7,14 +7,10 @@ its own CollectorRegistry so that several servers in one process (tests) do not 
 
 from __future__ import annotations
 
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from google.protobuf import text_format
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from vswin.serving.config_protos import MonitoringConfig
 
@@ -51,7 +47,7 @@ def _version(version: int | None) -> str:
 
 
 class ServerMetrics:
-    """The server's metrics in a private registry, with an optional HTTP endpoint serving them."""
+    """The server's metrics in a private registry; http_server.HttpServer serves `render()`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -85,8 +81,6 @@ class ServerMetrics:
             ":tensorflow:serving:model_version_state", "1 for the current load state of each model version, else 0.",
             ("model_name", "version", "state"), registry=self.registry,
         )  # fmt: skip
-        self._http: ThreadingHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
 
     def observe_request(self, model: str, version: int | None, signature: str, status: str, seconds: float) -> None:
         """Count one request and its latency; `status` is the gRPC status name (OK, NOT_FOUND, ...)."""
@@ -116,52 +110,3 @@ class ServerMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""
         return generate_latest(self.registry)
-
-    def start_http(self, port: int, path: str = DEFAULT_PATH, host: str = "0.0.0.0") -> None:
-        """Serve `render()` at `path` on host:port in a background thread; every other path is 404."""
-        if self._http is not None:
-            raise RuntimeError("the metrics HTTP endpoint is already running")
-        try:
-            self._http = ThreadingHTTPServer((host, port), _handler(self, path))
-        except OSError as err:
-            reason = (err.strerror or str(err)).lower()  # "address already in use" when another process has the port
-            raise OSError(err.errno, f"cannot serve metrics on {host}:{port}: {reason}") from err
-        self._http.daemon_threads = True
-        self._http_thread = threading.Thread(target=self._http.serve_forever, name="metrics-http", daemon=True)
-        self._http_thread.start()
-
-    def stop_http(self) -> None:
-        """Stop the HTTP endpoint and free its port (no-op when not running)."""
-        if self._http is None:
-            return
-        self._http.shutdown()
-        self._http.server_close()
-        assert self._http_thread is not None
-        self._http_thread.join()
-        self._http = self._http_thread = None
-
-    @property
-    def http_port(self) -> int | None:
-        """The port the endpoint listens on (useful after start_http(0)), None when not running."""
-        return None if self._http is None else self._http.server_address[1]
-
-
-def _handler(metrics: ServerMetrics, path: str) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to `metrics` and the metrics `path`."""
-
-    class MetricsHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
-            if urlsplit(self.path).path != path:
-                self.send_error(HTTPStatus.NOT_FOUND, f"metrics are served at {path}")
-                return
-            body = metrics.render()
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 -- scrapes are not worth a log line
-            pass
-
-    return MetricsHandler

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2, model_service_pb2_grpc
+from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2, model_pb2, model_service_pb2_grpc
 from tensorflow_serving.apis import status_pb2
 
 from vswin.serving.errors import ServingError
@@ -16,6 +16,25 @@ from vswin.serving.model_config import ModelServerConfig
 log = logging.getLogger(__name__)
 
 _STATE = get_model_status_pb2.ModelVersionStatus.State
+
+
+def model_status(manager: ModelManager, spec: model_pb2.ModelSpec) -> get_model_status_pb2.GetModelStatusResponse:
+    """GetModelStatus's answer for `spec` (gRPC and REST): every version, or the one version or label named.
+
+    Each entry carries a status, OK or the load error, as TF Serving's does.
+    """
+    version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
+    states = manager.status(spec.name, version, spec.version_label)
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for state in states:
+        entry = response.model_version_status.add()
+        entry.version = state.version
+        entry.state = _STATE.Value(state.state)
+        entry.status.SetInParent()
+        if state.error is not None:
+            entry.status.error_code = state.error.code.value[0]
+            entry.status.error_message = state.error.message
+    return response
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -28,21 +47,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(
         self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        spec = request.model_spec
-        version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
         try:
-            states = self.manager.status(spec.name, version, spec.version_label)
+            return model_status(self.manager, request.model_spec)
         except ServingError as err:
             context.abort(err.code, err.message)
-        response = get_model_status_pb2.GetModelStatusResponse()
-        for state in states:
-            entry = response.model_version_status.add()
-            entry.version = state.version
-            entry.state = _STATE.Value(state.state)
-            if state.error is not None:
-                entry.status.error_code = state.error.code.value[0]
-                entry.status.error_message = state.error.message
-        return response
 
     def HandleReloadConfigRequest(
         self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext

@@ -1,4 +1,4 @@
-"""The model server: gRPC services, config and filesystem polling, health, batching, metrics, shutdown."""
+"""The model server: gRPC services, REST API, config and filesystem polling, health, batching, metrics, shutdown."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,9 +24,13 @@ from vswin.serving.manager import ModelManager
 from vswin.serving.model_config import ModelServerConfig, config_text, read_model_config
 from vswin.serving.model_service import ModelService
 from vswin.serving.prediction_service import PredictionService
+from vswin.serving.predictor import Predictor
 from vswin.serving.servable import Servable
 from vswin.serving.xla import set_xla_compilation, xla_compilation_enabled
 from vswin.serving.xla_cache import cache_entries, enable_xla_cache
+
+if TYPE_CHECKING:
+    from vswin.serving.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class ServerOptions:
     port: int = 8500
     host: str = "0.0.0.0"
     rest_api_port: int = 0
+    rest_api_num_threads: int = flags.default_rest_api_threads()
+    rest_api_timeout_in_ms: int = flags.REST_API_TIMEOUT_MS
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0
     file_system_poll_wait_seconds: int = 1
@@ -82,16 +89,24 @@ class ModelServer:
             on_loaded=self._check_warmup_plan,
         )
         self.in_flight = InFlight()
+        self.predictor: Predictor | None = None
         self.port = 0
+        self.rest_port = 0
         self._grpc: grpc.Server | None = None
         self._grpc_started = False
+        self._http: HttpServer | None = None
+        self._metrics_path = ""
         self._stopping = threading.Event()
         self._xla_before: bool | None = None
         self._threads: list[threading.Thread] = []
         self._config_text = ""
 
     def start(self) -> int:
-        """Bind the port (fails at once when it is taken), load the models, then serve; returns the gRPC port."""
+        """Bind the gRPC port, open the REST port, load the models, then serve gRPC; returns the gRPC port.
+
+        Both ports are bound before the models load, so a port that is taken fails the start at
+        once (not after minutes of loading); the REST API answers status (LOADING) meanwhile.
+        """
         options = self.options
         cache = enable_xla_cache(options.xla_cache_dir) if options.xla_cache_dir else None
         self._bind()
@@ -101,18 +116,20 @@ class ModelServer:
         set_xla_compilation(options.xla_cpu_compilation_enabled or options.xla_gpu_compilation_enabled)
         self._start_metrics()
         self._start_batching()
+        limits = RequestLimits(
+            max_rows=0 if self.scheduler is not None else max(0, options.max_request_batch_size),
+            max_bytes=max(0, options.max_request_bytes),
+        )
+        self.predictor = Predictor(self.manager, self.scheduler, self.metrics, limits, self.in_flight)
+        self._start_http()
         cached = cache_entries(cache) if cache else set()
         self.reload(options.model_config)
         if cache:
             self._report_xla_cache(cache, cached)
         self._config_text = config_text(options.model_config)
-        limits = RequestLimits(
-            max_rows=0 if self.scheduler is not None else max(0, options.max_request_batch_size),
-            max_bytes=max(0, options.max_request_bytes),
-        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(self.manager, self.scheduler, self.metrics, options.enable_serialization_as_tensor_content,
-                              limits, self.in_flight),
+            PredictionService(self.manager, as_tensor_content=options.enable_serialization_as_tensor_content,
+                              predictor=self.predictor),
             self._grpc,
         )  # fmt: skip
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager, self.reload), self._grpc)
@@ -170,22 +187,29 @@ class ModelServer:
         grace = self.options.shutdown_grace_period_seconds if grace is None else grace
         if self.health is not None:
             self.health.enter_graceful_shutdown()
-        if self._grpc is not None:
+        grpc_stopped = http_stopping = None
+        if self._grpc is not None:  # both APIs stop taking requests, then both drain
             if self._grpc_started:
                 log.info("draining: new requests are refused; requests in flight have %.0f s to finish", grace)
             else:  # start failed after binding: gRPC frees a bound port only once the server has started
                 self._grpc.start()
-            self._grpc.stop(grace).wait()
+            grpc_stopped = self._grpc.stop(grace)
+        if self._http is not None:  # stops accepting at once, then waits for its requests: in the background
+            http_stopping = threading.Thread(target=self._http.stop, name="http-stop")
+            http_stopping.start()
+        self.in_flight.wait_idle(grace)
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
         for thread in self._threads:
             thread.join()
         still_running = self._cancel_in_flight()
+        if http_stopping is not None:
+            http_stopping.join()
         if self.scheduler is not None:
             self.scheduler.close(drain=not still_running)
         self.manager.close()
         if self._xla_before is not None:
             set_xla_compilation(self._xla_before)
-        if self.metrics is not None and self.options.rest_api_port:
-            self.metrics.stop_http()
         log.info("server stopped")
         return still_running
 
@@ -261,22 +285,35 @@ class ModelServer:
 
     def _start_metrics(self) -> None:
         options = self.options
-        if options.rest_api_port and not options.monitoring_config_file:
-            log.warning("--rest_api_port is set but vswin serve has no REST predict API; "
-                        "the port serves Prometheus metrics only with --monitoring_config_file")  # fmt: skip
         if not options.monitoring_config_file:
             return
         from vswin.serving import metrics
 
-        enabled, path = metrics.read_monitoring_config(options.monitoring_config_file)
+        enabled, self._metrics_path = metrics.read_monitoring_config(options.monitoring_config_file)
         if not enabled:
             return
         self.metrics = metrics.ServerMetrics()
-        if options.rest_api_port:
-            self.metrics.start_http(options.rest_api_port, path, host=options.host)
-            log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_api_port, path)
-        else:
+        if not options.rest_api_port:
             log.warning("monitoring is configured but --rest_api_port is not set: no metrics endpoint (as TF Serving)")
+
+    def _start_http(self) -> None:
+        """TF Serving's REST API, and the metrics when monitoring is on, on --rest_api_port."""
+        options = self.options
+        if not options.rest_api_port:
+            return
+        if options.rest_api_port == options.port:
+            raise ValueError(f"--rest_api_port {options.rest_api_port} is also the gRPC --port; give each its own port")
+        from vswin.serving.http_server import HttpServer
+        from vswin.serving.rest import RestApi
+
+        timeout = options.rest_api_timeout_in_ms / 1000 if options.rest_api_timeout_in_ms > 0 else None
+        api = RestApi(self.manager, self.predictor, timeout)
+        self._http = HttpServer(api, options.grpc_max_message_size, options.rest_api_num_threads,
+                                self.metrics, self._metrics_path)  # fmt: skip
+        self.rest_port = self._http.start(options.host, options.rest_api_port)
+        log.info("REST API at http://%s:%d/v1/models/", options.host, self.rest_port)
+        if self.metrics is not None:
+            log.info("Prometheus metrics at http://%s:%d%s", options.host, self.rest_port, self._metrics_path)
 
     def _start_batching(self) -> None:
         options = self.options

@@ -91,24 +91,22 @@ def declared(name: str, proto: tensor_pb2.TensorProto) -> DeclaredTensor:
     return DeclaredTensor(_numpy_dtype(name, proto.dtype), request_shape(name, proto))
 
 
-def request_nbytes(name: str, proto: tensor_pb2.TensorProto) -> int:
-    """Bytes the decoded tensor will take, from its declared dtype and shape (nothing is decoded)."""
-    dtype = _numpy_dtype(name, proto.dtype)
-    count = math.prod(request_shape(name, proto))
-    return count * (_STRING_SIZE_ESTIMATE if dtype.kind == "O" else dtype.itemsize)
+def nbytes(tensor: np.ndarray | DeclaredTensor) -> int:
+    """Bytes a tensor takes (or, declared, will take once decoded); strings count one byte per element."""
+    dtype = np.dtype(tensor.dtype)
+    return math.prod(tensor.shape) * (_STRING_SIZE_ESTIMATE if dtype.kind in "OSU" else dtype.itemsize)
 
 
 def to_ndarray(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
     """Decode one request tensor; INVALID_ARGUMENT naming the input when it is malformed."""
-    dtype = _numpy_dtype(name, proto.dtype)
-    shape = request_shape(name, proto)
-    nbytes = request_nbytes(name, proto)
+    dtype, shape = declared(name, proto)
     if proto.tensor_content and dtype.kind != "O":
         content = proto.tensor_content
-        if len(content) != nbytes:
+        size = nbytes(DeclaredTensor(dtype, shape))
+        if len(content) != size:
             raise invalid_argument(
                 f"input '{name}' is not a valid TensorProto: tensor_content has {len(content)} bytes, "
-                f"{dtype.name} {list(shape)} needs {nbytes}"
+                f"{dtype.name} {list(shape)} needs {size}"
             )
         return np.frombuffer(content, dtype=dtype.newbyteorder("<")).reshape(shape)
     if proto.dtype in _NARROW_INTS:

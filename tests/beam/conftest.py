@@ -1,0 +1,94 @@
+"""Fixtures for the Beam tests: the micro export served in-process, a folder of videos, the `vswin beam` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MICRO_MODEL_NAME, REPO_ROOT
+
+# features_graph: the serving computation without XLA, so no test waits for a compile per batch shape.
+SIGNATURE = "features_graph"
+SAMPLING = {"clips": 2, "crops": 3}
+SAMPLING_FLAGS = ["--clips", "2", "--crops", "3", "--signature", SIGNATURE]
+
+# Loaded by every Python process started with this folder first on PYTHONPATH: any import of TensorFlow
+# fails and is written down, with the stack, to the file named by VSWIN_TF_IMPORT_LOG.
+_BLOCK_TENSORFLOW = '''
+import os, sys, traceback
+
+class _BlockTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            with open(os.environ["VSWIN_TF_IMPORT_LOG"], "a") as log:
+                log.write(f"pid {os.getpid()} imported {name}\\n{''.join(traceback.format_stack())}\\n")
+            raise ImportError(f"{name} is blocked: this process must not import TensorFlow")
+        return None
+
+sys.meta_path.insert(0, _BlockTensorFlow())
+'''
+
+
+@pytest.fixture(scope="module")
+def served(micro_export) -> Iterator[str]:
+    """The micro export on an in-process ModelServer on 127.0.0.1 (reachable from Beam's worker processes)."""
+    from vswin.serving.model_config import single_model_config
+    from vswin.serving.server import ModelServer, ServerOptions
+
+    server = ModelServer(ServerOptions(model_config=single_model_config(MICRO_MODEL_NAME, micro_export),
+                                       host="127.0.0.1", port=0, enable_model_warmup=False,
+                                       file_system_poll_wait_seconds=0))
+    server.start()
+    yield f"127.0.0.1:{server.port}"
+    server.stop(grace=5)
+
+
+@pytest.fixture(scope="module")
+def expected(served, real_videos) -> dict[str, object]:
+    """VideoSwinClient.extract of each real video through the same server: what every pipeline must produce."""
+    from vswin.client import VideoSwinClient
+
+    with VideoSwinClient(served, MICRO_MODEL_NAME, signature=SIGNATURE) as client:
+        return {name: client.extract(path, **SAMPLING) for name, path in real_videos.items()}
+
+
+@pytest.fixture()
+def videos(tmp_path, real_videos) -> Path:
+    """bikes.mp4, bigbuckbunny.mp4, corrupt.mp4 (a slice of bikes.mp4 without its header) and empty.mp4."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for path in real_videos.values():
+        shutil.copy(path, folder / path.name)
+    (folder / "corrupt.mp4").write_bytes(real_videos["bikes"].read_bytes()[2000:5000])
+    (folder / "empty.mp4").write_bytes(b"")
+    return folder
+
+
+def run_beam(args: list[str], env: dict[str, str], metrics: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`python -m vswin beam ARGS --metrics-json METRICS` in a subprocess; (process, its counters)."""
+    process = subprocess.run([sys.executable, "-m", "vswin", "beam", *args, "--metrics-json", str(metrics)],
+                             env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    counters = json.loads(metrics.read_text())["counters"] if metrics.exists() else {}
+    return process, counters
+
+
+@pytest.fixture()
+def tensorflow_blocked(tmp_path, subprocess_env) -> tuple[dict[str, str], Path]:
+    """(environment whose Python processes cannot import TensorFlow, the file listing any attempt)."""
+    site = tmp_path / "block_tensorflow"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_BLOCK_TENSORFLOW)
+    log = tmp_path / "tensorflow_imports.log"
+    env = dict(subprocess_env)
+    env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+    env["VSWIN_TF_IMPORT_LOG"] = str(log)
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and log.exists(), "the TensorFlow import block is not in effect"
+    log.unlink()
+    return env, log

@@ -1,0 +1,214 @@
+"""The pieces of vswin.beam that need no model: the remote model's pinning, bound and retries, assembly,
+output planning, inputs and the command line."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+import numpy as np
+import pytest
+
+from tests.client.fake_serving import FakeModel, FakeServer, FakeServing, fake_features
+from vswin.beam.assemble import outcome
+from vswin.beam.elements import Failure, VideoMeta, ViewFeatures
+from vswin.beam.inputs import as_pattern, is_list_file, list_entries
+from vswin.beam.inprocess import padded_size
+from vswin.beam.models import RemoteModel, info_from_metadata
+from vswin.beam.remote import ServedModel, is_transient
+from vswin.beam.sinks import DEFAULT_SHARDS, existing_shards, plan_output
+from vswin.client.errors import DeadlineExceeded, InvalidInput, ServerUnavailable
+from vswin.client.extract import ExtractOptions
+
+
+def views(count: int, value: int = 7) -> np.ndarray:
+    return np.full((count, 4, 32, 32, 3), value, np.uint8)
+
+
+@pytest.fixture()
+def served(free_port):
+    server = FakeServer(free_port, FakeModel()).start()
+    yield server
+    server.stop()
+
+
+def test_remote_model_pins_the_latest_version_and_reports_it(served):
+    model = ServedModel(RemoteModel(served.target, "fake"))
+    features, version = model.features(views(3))
+    assert version == 2
+    np.testing.assert_allclose(features, fake_features(views(3)))
+    assert {r.model_spec.version.value for r in served.servicer.requests} == {2}
+
+
+def test_remote_model_resolves_a_label_once(served):
+    model = ServedModel(RemoteModel(served.target, "fake", label="stable"))
+    assert model.features(views(1))[1] == 1
+    assert [r.model_spec.version.value for r in served.servicer.requests] == [1]
+
+
+def test_remote_model_follows_a_rollout_when_its_version_goes_away(served):
+    model = ServedModel(RemoteModel(served.target, "fake"))
+    assert model.features(views(1))[1] == 2
+    served.servicer.model.versions = (3,)  # version 2 unloaded, 3 serving
+    features, version = model.features(views(2))
+    assert version == 3 and features.shape == (2, 8)
+
+
+def test_remote_model_retries_unavailable_and_resource_exhausted(served):
+    served.servicer.failures = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    model = ServedModel(RemoteModel(served.target, "fake", version=1))
+    assert model.features(views(1))[1] == 1
+    assert len(served.servicer.requests) == 3
+
+
+def test_remote_model_bounds_the_requests_in_flight_of_a_process(free_port, monkeypatch):
+    active, peak, lock = [0], [0], threading.Lock()
+    predict = FakeServing.Predict
+
+    def counting(self, request, context):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            return predict(self, request, context)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(FakeServing, "Predict", counting)
+    server = FakeServer(free_port, FakeModel()).start()
+    try:
+        server.servicer.delay = 0.5
+        model = ServedModel(RemoteModel(server.target, "fake", version=1, max_in_flight=2))
+        threads = [threading.Thread(target=model.features, args=(views(1),)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    assert len(server.servicer.requests) == 6
+    assert peak[0] == 2
+
+
+def test_only_transient_errors_retry_a_batch():
+    assert is_transient(ServerUnavailable("down")) and is_transient(DeadlineExceeded("slow"))
+    assert not is_transient(InvalidInput("bad shape")) and not is_transient(ValueError("bug"))
+
+
+def _meta(key: str = "v.mp4", clips: int = 2) -> VideoMeta:
+    return VideoMeta(key, "m", "serving_default", clips, np.arange(clips * 4).reshape(clips, 4), 100, 25.0)
+
+
+def _views(key: str = "v.mp4", count: int = 2, versions=(1, 1)) -> list[ViewFeatures]:
+    return [ViewFeatures(key, i, np.full(3, i, np.float32), versions[i]) for i in range(count)]
+
+
+def test_assembly_pools_views_like_the_client():
+    result = outcome("v.mp4", [_meta()], _views()[::-1], [], ExtractOptions(crops=1))
+    assert (result.video, result.model, result.version) == ("v.mp4", "m", 1)
+    np.testing.assert_array_equal(result.clip_features[:, 0, 0], [0, 1])
+    np.testing.assert_allclose(result.features, [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(result.clip_starts, [0, 0.16])
+
+
+def test_assembly_turns_mixed_versions_and_missing_views_into_failures():
+    mixed = outcome("v.mp4", [_meta()], _views(versions=(1, 2)), [], ExtractOptions(crops=1))
+    assert isinstance(mixed, Failure) and mixed.stage == "assemble" and "[1, 2]" in mixed.error
+    missing = outcome("v.mp4", [_meta()], _views()[:1], [], ExtractOptions(crops=1))
+    assert isinstance(missing, Failure) and "1 of 2 views" in missing.error
+
+
+def test_assembly_reports_the_earliest_stage_that_failed():
+    failures = [Failure("v.mp4", "inference", "b"), Failure("v.mp4", "decode", "a")]
+    assert outcome("v.mp4", [], _views()[:1], failures, ExtractOptions()) == failures[1]
+
+
+def test_output_plan_keeps_one_set_of_shard_names(tmp_path):
+    prefix = str(tmp_path / "feats")
+    assert plan_output(prefix, ".parquet", None, skip_existing=True) == plan_output(prefix, ".parquet", None, False)
+    assert plan_output(prefix, ".parquet", None, False).num_shards == DEFAULT_SHARDS
+    for name in ("feats-00000-of-00002.parquet", "feats-00001-of-00002.parquet",
+                 "feats-failed-00000-of-00001.jsonl", "featsx-00000-of-00001.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    assert sorted(existing_shards(prefix, ".parquet").values()) == [2, 2]
+    resumed = plan_output(prefix, ".parquet", None, skip_existing=True)
+    assert resumed.num_shards == 2 and len(resumed.carried) == 2
+    assert plan_output(prefix, ".parquet", 2, skip_existing=False).carried == ()
+    with pytest.raises(ValueError, match="holds 2 shard"):
+        plan_output(prefix, ".parquet", 4, skip_existing=False)
+    (tmp_path / "feats-00000-of-00003.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match="side by side"):
+        plan_output(prefix, ".parquet", None, skip_existing=True)
+
+
+def test_inputs_are_globs_folders_or_list_files(tmp_path):
+    assert is_list_file("videos.txt") and is_list_file("gs://b/videos.list") and not is_list_file("v/*.mp4")
+    assert as_pattern(str(tmp_path)) == f"{tmp_path}/*" and as_pattern("gs://b/videos/") == "gs://b/videos/*"
+    assert as_pattern("gs://b/v/*.mp4") == "gs://b/v/*.mp4"
+    assert [e for line in ["  a.mp4 ", "", "# note", "gs://b/c.mp4"] for e in list_entries(line)] == [
+        "a.mp4", "gs://b/c.mp4"]
+
+
+def test_inference_batches_pad_to_the_batch_plan():
+    assert [padded_size(n) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 9]
+
+
+def test_export_metadata_gives_the_clip_geometry():
+    metadata = {"model_name": "m", "version": 3, "clip": {"clip_len": 16, "height": 64, "width": 48},
+                "features_dim": 192, "signatures": ["serving_default", "features_graph"]}
+    info = info_from_metadata(metadata, "features_graph")
+    assert (info.name, info.version, info.clip_shape, info.feature_dim) == ("m", 3, (16, 64, 48), 192)
+    with pytest.raises(ValueError, match="no signature 'features_xla'"):
+        info_from_metadata(metadata, "features_xla")
+
+
+def test_models_take_only_signatures_of_frames_to_features():
+    with pytest.raises(ValueError, match="uint8 frames"):
+        RemoteModel("localhost:8500", "m", signature="classify")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["beam", "--inputs", "v/", "--output", "o", "--server", "localhost:1"], "--server needs --model"),
+    (["beam", "--inputs", "v/", "--output", "o", "--savedmodel", "m/1", "--model", "m"], "go with --server"),
+])
+def test_cli_rejects_incomplete_model_choices(argv, message, capsys):
+    from vswin.cli import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_hands_unknown_options_only_to_beam(capsys):
+    from vswin.cli import build_parser, main
+
+    with pytest.raises(SystemExit):
+        main(["extract", "v.mp4", "--server", "s:1", "--model", "m", "--out", "o", "--runner", "DataflowRunner"])
+    assert "unrecognized arguments: --runner DataflowRunner" in capsys.readouterr().err
+    args, extra = build_parser().parse_known_args(
+        ["beam", "--inputs", "v/", "--output", "o", "--server", "s:1", "--model", "m", "--runner", "DataflowRunner",
+         "--direct_num_workers", "2", "--clips", "2"])
+    assert extra == ["--runner", "DataflowRunner", "--direct_num_workers", "2"] and args.clips == 2
+
+
+def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(served, real_videos):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    from vswin.beam import ExtractFeatures
+
+    served.servicer.failures = [grpc.StatusCode.INVALID_ARGUMENT]  # the first Predict only; never retried
+    uris = [str(real_videos["bikes"]), str(real_videos["bigbuckbunny"])]
+
+    def one_failure(failures):
+        assert len(failures) == 1 and failures[0].key in uris, failures
+        assert failures[0].stage == "inference" and "INVALID_ARGUMENT" in failures[0].error
+
+    def one_row(results):
+        assert len(results) == 1 and results[0].video in uris and results[0].clip_features.shape == (2, 3, 8)
+
+    with beam.Pipeline() as pipeline:
+        out = (pipeline | beam.Create(uris)
+               | ExtractFeatures(RemoteModel(served.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
+        assert_that(out.failed, one_failure, label="failed")
+        assert_that(out.rows, one_row, label="rows")

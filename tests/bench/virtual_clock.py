@@ -1,0 +1,47 @@
+"""A discrete-event clock for load-generator tests: exact latencies and windows on a machine of any load.
+
+Every thread of the run (the closed loop's workers, which sleep in the fake
+endpoint, and the measuring thread) waits on this clock. Time stands still
+while any of them runs and jumps to the earliest wake-up time once all of
+them sleep, so the figures do not depend on how fast the machine is. When
+threads stop sleeping for good (the run is over), a sleeper that hears
+nothing for _IDLE_S real seconds moves time on by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_IDLE_S = 1.0
+
+
+class VirtualClock:
+    def __init__(self, threads: int) -> None:
+        """`threads`: how many threads take turns on this clock."""
+        self._threads = threads
+        self._now = 0.0
+        self._wake_times: list[float] = []  # of the threads asleep now
+        self._cond = threading.Condition()
+
+    def now(self) -> float:
+        with self._cond:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            target = self._now + seconds
+            self._wake_times.append(target)
+            self._cond.notify_all()
+            try:
+                while self._now < target:
+                    everyone_waits = len(self._wake_times) >= self._threads and min(self._wake_times) > self._now
+                    if everyone_waits or not self._cond.wait(timeout=_IDLE_S):
+                        self._jump()
+            finally:
+                self._wake_times.remove(target)
+                self._cond.notify_all()
+
+    def _jump(self) -> None:
+        """Move time to the earliest wake-up time and wake whoever is due."""
+        self._now = max(self._now, min(self._wake_times))
+        self._cond.notify_all()
