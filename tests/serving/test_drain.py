@@ -77,3 +77,30 @@ def test_requests_that_finish_within_the_grace_period_are_answered(start_server,
     stopping.join(300)
     assert not stopping.is_alive()
     assert "cancelling" not in caplog.text
+
+
+def test_a_rest_request_outliving_the_grace_period_is_cancelled_too(start_server, spinner_base, free_port, caplog):
+    import http.client
+    import json
+
+    server = start_server(config_for(spinner_base, name="spinner"), rest_api_port=free_port,
+                          shutdown_grace_period_seconds=1.0)  # fmt: skip
+    answers: list[tuple[int, dict]] = []
+
+    def call() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", free_port, timeout=600)
+        body = json.dumps({"signature_name": "spin", "instances": [FOREVER]})
+        connection.request("POST", "/v1/models/spinner:predict", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read())))
+        connection.close()
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: server.in_flight.snapshot(), timeout=60, what="the REST request to run")
+    with caplog.at_level(logging.INFO, logger="vswin.serving.server"):
+        assert server.stop() == 0
+    caller.join(300)
+    assert answers and answers[0][0] == 499, answers
+    assert "shutting down" in answers[0][1]["error"]
+    assert "cancelling 1 request(s) in flight: spinner version 1 spin" in caplog.text
