@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = "import vswin.cli, tensorflow as tf; print(float(tf.constant(1.0) + 1))"
 
 
+@pytest.mark.slow  # TensorFlow in a subprocess
 @pytest.mark.skipif(cli._has_nvidia_driver(), reason="with an NVIDIA driver cuInit succeeds and logs nothing")
 def test_no_cuinit_error_on_a_machine_without_a_gpu(subprocess_env):
     env = {key: value for key, value in subprocess_env.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
@@ -25,6 +26,7 @@ def test_no_cuinit_error_on_a_machine_without_a_gpu(subprocess_env):
     assert "failed call to cuInit" not in result.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_log_level_the_user_chose_is_kept(subprocess_env):
     env = {**subprocess_env, "TF_CPP_MIN_LOG_LEVEL": "1"}
     code = "import os, vswin.cli; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # exports, and runs vswin in subprocesses
+
 # Runs `vswin export` with the given arguments in a fresh interpreter; prints the exit code and
 # whether TensorFlow or Keras got imported on the way (both take tens of seconds to load).
 PROBE = """

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vswin.export import versions
 from vswin.export.versions import clean_stale, next_version, reserved_version, staged_version
 
@@ -36,6 +38,7 @@ def hidden(base: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.name.startswith("."))
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_killed_exports_reservation_and_staging_are_cleaned_and_its_number_reused(tmp_path, subprocess_env):
     base = tmp_path / "m"
     for version in (1, 2):
@@ -49,6 +52,7 @@ def test_a_killed_exports_reservation_and_staging_are_cleaned_and_its_number_reu
     assert hidden(base) == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_an_explicit_version_export_cleans_stale_staging_too(tmp_path, subprocess_env):
     base = tmp_path / "m"
     (base / "1").mkdir(parents=True)
