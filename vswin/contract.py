@@ -14,6 +14,7 @@ tests/test_contract.py.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 # -- model families -------------------------------------------------------------------------------------
@@ -36,7 +37,8 @@ FEATURES_XLA = "features_xla"  # the XLA variant (when the graph is the default)
 FEATURES_FLOAT = "features_float"  # already-normalised float input
 FEATURE_MAP = "feature_map"  # the backbone's output after the final norm
 CLASSIFY = "classify"  # logits, probabilities and top-k (exports with a head)
-ATTENTION = "attention"  # post-softmax attention of selected blocks (opt-in: vswin export --with-attention)
+ATTENTION = "attention"  # post-softmax attention of selected blocks (opt-in: vswin export --with-attention);
+#                          also the key of the list model(x, return_attention=True) adds
 METADATA = "metadata"  # the export's vswin.json, one string per row: how a client learns the preprocessing
 
 # Which forward pass serves as serving_default (`vswin export --default-signature`).
@@ -104,6 +106,23 @@ WARMUP_BATCH_SIZES_KEY = "warmup_batch_sizes"  # METADATA_FILE field: the batch 
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8)
 MAX_BATCH_SIZE = ALLOWED_BATCH_SIZES[-1]
 
+# A request with more rows than the batcher's max_batch_size: INVALID_ARGUMENT with TF Serving's wording
+# (shared_batch_scheduler.h, ValidateBatchTaskQueueCapacity), which `vswin serve` uses too, so a client learns
+# the server's limit from either.
+BATCH_TOO_LARGE = "Task size {size} is larger than maximum input batch size {limit}"
+_BATCH_TOO_LARGE = re.compile(r"Task size (\d+) is larger than maximum input batch size (\d+)")
+
+
+def batch_too_large(size: int, limit: int) -> str:
+    """The message of a request of `size` rows refused by a batcher of max_batch_size `limit`."""
+    return BATCH_TOO_LARGE.format(size=size, limit=limit)
+
+
+def parse_batch_too_large(message: str) -> tuple[int, int] | None:
+    """(size, limit) from a BATCH_TOO_LARGE message (anywhere in `message`), None for any other message."""
+    found = _BATCH_TOO_LARGE.search(message)
+    return (int(found[1]), int(found[2])) if found else None
+
 # -- test-time preprocessing ----------------------------------------------------------------------------
 
 # Video (mmaction2 test pipeline of Video Swin, Kinetics): SampleFrames(clip_len=32, frame_interval=2,
@@ -118,6 +137,9 @@ SAMPLING_MODES = ("uniform", "dense", "sliding", "segments")
 # Image (the official Swin evaluation, data/build.py): at 224, resize the short side to int(256 / 224 * size)
 # (bicubic) and center-crop `size`; above 224 (TEST.CROP False in the 384 configs), resize to size x size.
 IMAGE_CROP_RATIO = 0.875
+# Frames of a video sent to an image model ("frame features", `vswin extract --frames-per-video`), one from the
+# middle of each of as many equal segments of the video.
+FRAMES_PER_VIDEO = 8
 INTERPOLATIONS = ("bilinear", "bicubic")
 RESIZE_MODES = ("short_side", "squash")
 

@@ -54,7 +54,7 @@ def _model(args: argparse.Namespace):
     if FIXTURE_CHECKPOINT.exists() and not args.arch:
         return vswin.model.load(FIXTURE_CHECKPOINT, FIXTURE_ARCH), FIXTURE_CHECKPOINT
     log.info("no checkpoint given and no fixture found: random weights")
-    return vswin.model.build(args.arch or vswin.model.VideoSwinConfig.from_dict(MICRO_ARCH)), None
+    return vswin.model.build(args.arch or vswin.model.get_preset(MICRO_ARCH)), None
 
 
 def synthetic_video(path: Path, frames: int = 90, size: tuple[int, int] = (96, 128), fps: float = 25.0) -> Path:
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     start = time.perf_counter()
     version_dir = export_model(model, base, MODEL_NAME, frames=args.frames, size=(args.size, args.size),
                                batch_sizes=(1, CROPS), checkpoint=checkpoint)
-    print(f"[1/4] exported {model.config.name} to {version_dir} in {time.perf_counter() - start:.1f} s")
+    print(f"[1/4] exported {model.name} to {version_dir} in {time.perf_counter() - start:.1f} s")
 
     video = Path(args.video) if args.video else synthetic_video(workdir / "demo.mp4")
     server = ModelServer(ServerOptions(model_config=single_model_config(MODEL_NAME, base / MODEL_NAME),
@@ -112,13 +112,12 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         server.stop(grace=5)
     from vswin.client.sampling import Sampling
     from vswin.client.video import load_clips
-    from vswin.export.signatures import normalize
 
     # The same views through the model in this process: what the server answered must match it.
     sampling = Sampling("uniform", clip_len=info.clip_len, frame_interval=contract.FRAME_INTERVAL, num_clips=CLIPS)
     views = load_clips(video, sampling, (info.height, info.width), num_crops=CROPS).clips
     flat = views.reshape(-1, *views.shape[2:])
-    local = np.asarray(model(normalize(flat).numpy())["features"]).reshape(result.clip_features.shape)
+    local = np.asarray(model(model.preprocessor(flat))["features"]).reshape(result.clip_features.shape)
     difference = float(np.abs(result.clip_features - local).max())
     print(f"[4/4] served vs in-process features of the same {flat.shape[0]} views: max abs difference {difference:.2e}")
     if difference > TOLERANCE:

@@ -3,13 +3,15 @@ output planning, inputs and the command line."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import grpc
 import numpy as np
 import pytest
 
-from tests.client.fake_serving import FakeModel, FakeServer, FakeServing, fake_features
+from tests.tiny_exports import TinyServer, expected_features, tiny_config
+from vswin import contract
 from vswin.beam.assemble import outcome
 from vswin.beam.elements import Failure, VideoMeta, ViewFeatures
 from vswin.beam.inputs import as_pattern, is_list_file, list_entries
@@ -20,75 +22,69 @@ from vswin.beam.sinks import DEFAULT_SHARDS, existing_shards, plan_output
 from vswin.client.errors import DeadlineExceeded, InvalidInput, ServerUnavailable
 from vswin.client.extract import ExtractOptions
 
+PREDICT, DEFAULT = "Predict", contract.SERVING_DEFAULT
+
 
 def views(count: int, value: int = 7) -> np.ndarray:
     return np.full((count, 4, 32, 32, 3), value, np.uint8)
 
 
-@pytest.fixture()
-def served(free_port):
-    server = FakeServer(free_port, FakeModel()).start()
-    yield server
-    server.stop()
+def _versions(serving) -> list[int]:
+    return [r.model_spec.version.value for r in serving.faults.requests(PREDICT, DEFAULT)]
 
 
-def test_remote_model_pins_the_latest_version_and_reports_it(served):
-    model = ServedModel(RemoteModel(served.target, "fake"))
+def test_remote_model_pins_the_latest_version_and_reports_it(serving):
+    model = ServedModel(RemoteModel(serving.target, "fake"))
     features, version = model.features(views(3))
     assert version == 2
-    np.testing.assert_allclose(features, fake_features(views(3)))
-    assert {r.model_spec.version.value for r in served.servicer.requests} == {2}
+    np.testing.assert_array_equal(features, expected_features(views(3)))
+    assert set(_versions(serving)) == {2}
 
 
-def test_remote_model_resolves_a_label_once(served):
-    model = ServedModel(RemoteModel(served.target, "fake", label="stable"))
+def test_remote_model_resolves_a_label_once(serving):
+    model = ServedModel(RemoteModel(serving.target, "fake", label="stable"))
     assert model.features(views(1))[1] == 1
-    assert [r.model_spec.version.value for r in served.servicer.requests] == [1]
+    assert _versions(serving) == [1]
 
 
-def test_remote_model_follows_a_rollout_when_its_version_goes_away(served):
-    model = ServedModel(RemoteModel(served.target, "fake"))
-    assert model.features(views(1))[1] == 2
-    served.servicer.model.versions = (3,)  # version 2 unloaded, 3 serving
-    features, version = model.features(views(2))
+def test_remote_model_follows_a_rollout_when_its_version_goes_away(tmp_path, tiny_exports):
+    base = tmp_path / "models"
+    shutil.copytree(tiny_exports / "fake", base / "fake")
+    server = TinyServer(tiny_config(base, ("fake",)))
+    try:
+        model = ServedModel(RemoteModel(server.target, "fake"))
+        assert model.features(views(1))[1] == 2
+        shutil.copytree(base / "fake" / "2", base / "fake" / "3")
+        rollout = tiny_config(base, ("fake",))
+        entry = rollout.model_config_list.config[0]
+        entry.ClearField("version_labels")
+        entry.model_version_policy.specific.ClearField("versions")
+        entry.model_version_policy.specific.versions.append(3)
+        server.server.reload(rollout)  # version 2 unloaded, 3 serving
+        features, version = model.features(views(2))
+    finally:
+        server.stop()
     assert version == 3 and features.shape == (2, 8)
 
 
-def test_remote_model_retries_unavailable_and_resource_exhausted(served):
-    served.servicer.failures = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED]
-    model = ServedModel(RemoteModel(served.target, "fake", version=1))
+def test_remote_model_retries_unavailable_and_resource_exhausted(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.UNAVAILABLE, signature=DEFAULT)
+    serving.faults.fail(PREDICT, grpc.StatusCode.RESOURCE_EXHAUSTED, signature=DEFAULT)
+    model = ServedModel(RemoteModel(serving.target, "fake", version=1))
     assert model.features(views(1))[1] == 1
-    assert len(served.servicer.requests) == 3
+    assert len(_versions(serving)) == 3
 
 
-def test_remote_model_bounds_the_requests_in_flight_of_a_process(free_port, monkeypatch):
-    active, peak, lock = [0], [0], threading.Lock()
-    predict = FakeServing.Predict
-
-    def counting(self, request, context):
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        try:
-            return predict(self, request, context)
-        finally:
-            with lock:
-                active[0] -= 1
-
-    monkeypatch.setattr(FakeServing, "Predict", counting)
-    server = FakeServer(free_port, FakeModel()).start()
-    try:
-        server.servicer.delay = 0.5
-        model = ServedModel(RemoteModel(server.target, "fake", version=1, max_in_flight=2))
-        threads = [threading.Thread(target=model.features, args=(views(1),)) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        server.stop()
-    assert len(server.servicer.requests) == 6
-    assert peak[0] == 2
+def test_remote_model_bounds_the_requests_in_flight_of_a_process(serving):
+    serving.faults.delay(PREDICT, 0.5, signature=DEFAULT)
+    model = ServedModel(RemoteModel(serving.target, "fake", version=1, max_in_flight=2))
+    threads = [threading.Thread(target=model.features, args=(views(1),)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(_versions(serving)) == 6
+    assert serving.faults.peak[PREDICT] == 2
 
 
 def test_only_transient_errors_retry_a_batch():
@@ -191,13 +187,13 @@ def test_cli_hands_unknown_options_only_to_beam(capsys):
     assert extra == ["--runner", "DataflowRunner", "--direct_num_workers", "2"] and args.clips == 2
 
 
-def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(served, real_videos):
+def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(serving, real_videos):
     import apache_beam as beam
     from apache_beam.testing.util import assert_that
 
     from vswin.beam import ExtractFeatures
 
-    served.servicer.failures = [grpc.StatusCode.INVALID_ARGUMENT]  # the first Predict only; never retried
+    serving.faults.fail(PREDICT, grpc.StatusCode.INVALID_ARGUMENT, signature=DEFAULT)  # the first only; never retried
     uris = [str(real_videos["bikes"]), str(real_videos["bigbuckbunny"])]
 
     def one_failure(failures):
@@ -209,6 +205,6 @@ def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(serv
 
     with beam.Pipeline() as pipeline:
         out = (pipeline | beam.Create(uris)
-               | ExtractFeatures(RemoteModel(served.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
+               | ExtractFeatures(RemoteModel(serving.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
         assert_that(out.failed, one_failure, label="failed")
         assert_that(out.rows, one_row, label="rows")

@@ -1,13 +1,13 @@
-"""End to end with a real model: extract through gRPC equals the same clips run in-process (1e-4)."""
+"""End to end with a real model: extract through vswin serve equals the same clips run in-process (1e-4)."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vswin import contract
 from vswin.client import VideoSwinClient
 from vswin.client.sampling import Sampling
 from vswin.client.video import load_clips
@@ -25,22 +25,21 @@ def micro_saved_model(micro_export) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(micro_saved_model):
-    """One tf.saved_model.load shared by the server and the in-process reference: XLA compiles each shape once."""
+    """The export loaded in this process: the reference the served answers are checked against."""
     import tensorflow as tf
 
     return tf.saved_model.load(str(micro_saved_model))
 
 
 @pytest.fixture(scope="module")
-def served(micro_saved_model, loaded):
-    from tests.client.savedmodel_serving import serve_saved_model
+def served(micro_export):
+    """`vswin serve` in this process on the export, XLA on (the export's warmup compiles batch sizes 1 and 2)."""
+    from tests.tiny_exports import TinyServer
+    from vswin.serving.model_config import single_model_config
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = serve_saved_model("vswin_micro", 1, micro_saved_model, port, loaded)
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None)
+    server = TinyServer(single_model_config("vswin_micro", micro_export), xla_cpu_compilation_enabled=True)
+    yield server.target
+    server.stop()
 
 
 def _in_process(loaded, signature: str, views: np.ndarray) -> np.ndarray:
@@ -49,11 +48,13 @@ def _in_process(loaded, signature: str, views: np.ndarray) -> np.ndarray:
     return loaded.signatures[signature](frames=tf.constant(views))["features"].numpy()
 
 
-def test_model_info_reads_the_exported_signature(served):
+def test_model_info_reads_the_exported_signature_and_preprocessing(served):
     with VideoSwinClient(served, "vswin_micro") as client:
         info = client.model_info()
     assert (info.clip_shape, info.feature_dim, info.version) == (CLIP, 192, 1)
     assert info.input.dtype == "DT_UINT8"
+    assert info.preprocessing == contract.video_preprocessing(clip_len=16, size=64)  # the export's metadata signature
+    assert info.export["family"] == contract.VIDEO
 
 
 @pytest.mark.parametrize(

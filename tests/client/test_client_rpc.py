@@ -1,15 +1,25 @@
-"""VideoSwinClient against an in-process TF Serving stand-in: metadata, features, errors, retries, deadlines."""
+"""VideoSwinClient against the real in-process server (tiny exports, fault hooks): metadata, preprocessing from
+the export, features, errors, retries, deadlines, batch limits."""
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import grpc
 import numpy as np
 import pytest
 
-from tests.client.fake_serving import LABELS, FakeModel, FakeServer, fake_features, fake_logits
+from tests.tiny_exports import (
+    FAKE_PREPROCESSING,
+    LABELS,
+    TinyServer,
+    expected_features,
+    expected_logits,
+    tiny_config,
+)
+from vswin import contract
 from vswin.client import (
     DeadlineExceeded,
     InvalidInput,
@@ -21,170 +31,223 @@ from vswin.client import (
 )
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2, rng=random.Random(0))
+PREDICT, DEFAULT = "Predict", contract.SERVING_DEFAULT
 
 
 def _frames(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (batch, 4, 32, 32, 3), dtype=np.uint8)
 
 
-def test_model_info_reads_clip_geometry_and_feature_dim_and_is_cached(fake_server):
-    with VideoSwinClient(fake_server.target, "fake") as client:
+def _sizes(faults, signature: str = DEFAULT) -> list[int]:
+    return [r.inputs[contract.FRAMES].tensor_shape.dim[0].size for r in faults.requests(PREDICT, signature)]
+
+
+def _batching_file(tmp_path, max_batch_size: int):
+    path = tmp_path / "batching_parameters.txt"
+    path.write_text(f"max_batch_size {{ value: {max_batch_size} }}\nbatch_timeout_micros {{ value: 0 }}\n"
+                    f"num_batch_threads {{ value: 2 }}\n")  # fmt: skip
+    return path
+
+
+def test_model_info_reads_geometry_feature_dim_and_the_exports_preprocessing_once(serving):
+    with VideoSwinClient(serving.target, "fake") as client:
         info = client.model_info()
-        assert (info.name, info.version, info.signature) == ("fake", 2, "serving_default")
-        assert info.clip_shape == (4, 32, 32)
-        assert info.feature_dim == 8
-        assert set(info.signatures) == {"serving_default", "classify"}
+        assert (info.name, info.version, info.signature, info.family) == ("fake", 2, DEFAULT, contract.VIDEO)
+        assert info.clip_shape == (4, 32, 32) and info.feature_dim == 8
+        assert set(info.signatures) >= {DEFAULT, contract.CLASSIFY, contract.METADATA, contract.FEATURES_FLOAT}
         assert info.input.dtype == "DT_UINT8" and info.input.shape == (None, 4, 32, 32, 3)
+        assert info.preprocessing == FAKE_PREPROCESSING and info.export["features_dim"] == 8
         client.model_info()
-    assert [c for c, _ in fake_server.servicer.calls].count("GetModelMetadata") == 1
+        assert client.model_info(contract.CLASSIFY).preprocessing == FAKE_PREPROCESSING
+        client.model_info(refresh=True)
+    assert len(serving.faults.calls("GetModelMetadata")) == 3
+    [metadata] = serving.faults.requests(PREDICT, contract.METADATA)  # once per version
+    assert metadata.model_spec.version.value == 2  # the version GetModelMetadata described, not "the latest"
 
 
-def test_version_and_label_select_the_version(fake_server):
-    with VideoSwinClient(fake_server.target, "fake", version=1) as client:
+def test_an_export_without_the_metadata_signature_gets_the_contracts_defaults(serving):
+    with VideoSwinClient(serving.target, "legacy") as client:
+        info = client.model_info()
+    assert info.export is None
+    assert info.preprocessing == contract.video_preprocessing(clip_len=4, size=32)
+    assert serving.faults.calls(PREDICT) == []
+
+
+def test_unreadable_export_metadata_is_a_server_error(serving):
+    from tensorflow_serving.apis import predict_pb2
+
+    def garbage(request):
+        response = predict_pb2.PredictResponse()
+        output = response.outputs[contract.METADATA_OUTPUT]
+        output.dtype = 7  # DT_STRING
+        output.tensor_shape.dim.add(size=1)
+        output.string_val.append(b"{not json")
+        return response
+
+    serving.faults.answer(PREDICT, garbage, signature=contract.METADATA)
+    with VideoSwinClient(serving.target, "fake") as client, pytest.raises(ServerError, match="cannot read"):
+        client.model_info()
+
+
+def test_version_and_label_select_the_version(serving):
+    with VideoSwinClient(serving.target, "fake", version=1) as client:
         assert client.model_info().version == 1
-    with VideoSwinClient(fake_server.target, "fake", label="canary") as client:
+    with VideoSwinClient(serving.target, "fake", label="canary") as client:
         assert client.model_info().version == 2
         client.features(_frames(1))
-    assert fake_server.servicer.requests[-1].model_spec.version_label == "canary"
+    assert serving.faults.requests(PREDICT, DEFAULT)[-1].model_spec.version_label == "canary"
 
 
-def test_features_match_the_model_and_split_into_max_batch_requests(fake_server):
+def test_features_match_the_model_and_split_into_max_batch_requests(serving):
     frames = _frames(5)
-    with VideoSwinClient(fake_server.target, "fake", max_batch=2) as client:
+    with VideoSwinClient(serving.target, "fake", max_batch=2) as client:
         features = client.features(frames)
     assert features.dtype == np.float32 and features.shape == (5, 8)
-    np.testing.assert_allclose(features, fake_features(frames), atol=1e-6)
-    sizes = [r.inputs["frames"].tensor_shape.dim[0].size for r in fake_server.servicer.requests]
-    assert sizes == [2, 2, 1]
-    assert all(list(r.output_filter) == ["features"] for r in fake_server.servicer.requests)
+    np.testing.assert_array_equal(features, expected_features(frames))
+    assert _sizes(serving.faults) == [2, 2, 1]
+    assert all(list(r.output_filter) == ["features"] for r in serving.faults.requests(PREDICT, DEFAULT))
 
 
-def test_features_read_typed_float_val_responses(free_port):
-    server = FakeServer(free_port, FakeModel(as_content=False)).start()
+def test_features_read_tensor_content_responses(tiny_exports):
+    server = TinyServer(tiny_config(tiny_exports, ("fake",)), enable_serialization_as_tensor_content=True)
     try:
         with VideoSwinClient(server.target, "fake") as client:
-            np.testing.assert_allclose(client.features(_frames(3)), fake_features(_frames(3)), atol=1e-6)
+            np.testing.assert_array_equal(client.features(_frames(3)), expected_features(_frames(3)))
     finally:
         server.stop()
 
 
-def test_batch_halves_when_server_batcher_rejects_it(free_port):
-    server = FakeServer(free_port, FakeModel(max_batch=3)).start()
+def test_requests_refused_by_vswin_serves_batcher_are_cut_to_its_limit(tiny_exports, tmp_path):
+    server = TinyServer(tiny_config(tiny_exports, ("fake",)), enable_batching=True,
+                        batching_parameters_file=str(_batching_file(tmp_path, 3)))  # fmt: skip
     try:
         frames = _frames(7)
         with VideoSwinClient(server.target, "fake", max_batch=8) as client:
-            np.testing.assert_allclose(client.features(frames), fake_features(frames), atol=1e-6)
-            assert client.max_batch == 2
+            np.testing.assert_array_equal(client.features(frames), expected_features(frames))
+            assert client.max_batch == 3
+            np.testing.assert_array_equal(client.features(frames[:4]), expected_features(frames[:4]))
+        assert _sizes(server.faults) == [7, 3, 3, 1, 3, 1]  # refused once, then the limit is remembered
     finally:
         server.stop()
 
 
-def test_classify_returns_top_k_labels(fake_server):
-    frames = _frames(2)
-    with VideoSwinClient(fake_server.target, "fake") as client:
+def test_requests_refused_with_tf_servings_wording_are_cut_to_its_limit(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.INVALID_ARGUMENT,
+                        "Task size 6 is larger than maximum input batch size 2", signature=DEFAULT)  # fmt: skip
+    frames = _frames(6)
+    with VideoSwinClient(serving.target, "fake") as client:
+        np.testing.assert_array_equal(client.features(frames), expected_features(frames))
+        assert client.max_batch == 2
+    assert _sizes(serving.faults) == [6, 2, 2, 2]
+
+
+def test_other_invalid_arguments_are_not_taken_for_a_batch_limit(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.INVALID_ARGUMENT, "the request has batch size 6, more than 2",
+                        signature=DEFAULT)  # fmt: skip
+    with VideoSwinClient(serving.target, "fake") as client, pytest.raises(InvalidInput, match="more than 2"):
+        client.features(_frames(6))
+    assert _sizes(serving.faults) == [6]
+
+
+def test_classify_returns_top_k_labels(serving):
+    frames = _frames(3)
+    with VideoSwinClient(serving.target, "fake", max_batch=2) as client:
         result = client.classify(frames)
-    probs = np.exp(fake_logits(frames))
-    probs /= probs.sum(axis=1, keepdims=True)
-    best = np.argsort(-probs, axis=1)[:, :3]
+    logits = expected_logits(frames).astype(np.float64)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    best = np.argsort(-probs, axis=1)
     assert result.top_k_labels == [[LABELS[i] for i in row] for row in best]
     np.testing.assert_array_equal(result.top_k_classes, best)
     np.testing.assert_allclose(result.probabilities, probs, atol=1e-6)
+    np.testing.assert_allclose(result.logits, logits, atol=1e-6)
 
 
-def test_status_lists_versions_and_states(fake_server):
-    with VideoSwinClient(fake_server.target, "fake") as client:
+def test_status_lists_versions_and_states(serving):
+    with VideoSwinClient(serving.target, "fake") as client:
         states = client.status()
     assert [(s.version, s.state) for s in states] == [(1, "AVAILABLE"), (2, "AVAILABLE")]
 
 
-def test_unknown_model_version_and_label_raise_model_not_found(fake_server):
-    for kwargs in ({"model": "nope"}, {"model": "fake", "version": 9}, {"model": "fake", "label": "gone"}):
-        with VideoSwinClient(fake_server.target, **kwargs) as client, pytest.raises(ModelNotFound) as err:
+def test_unknown_model_and_version_raise_model_not_found_and_an_unknown_label_invalid_input(serving):
+    for kwargs in ({"model": "nope"}, {"model": "fake", "version": 9}):
+        with VideoSwinClient(serving.target, **kwargs) as client, pytest.raises(ModelNotFound) as err:
             client.model_info()
         assert err.value.code == grpc.StatusCode.NOT_FOUND
-        assert "Servable not found" in err.value.details or "version label" in err.value.details
+    with VideoSwinClient(serving.target, "fake", label="gone") as client, pytest.raises(InvalidInput, match="gone"):
+        client.model_info()
 
 
-def test_missing_signature_names_the_ones_available(fake_server):
-    with VideoSwinClient(fake_server.target, "fake", signature="feature_map") as client:
-        with pytest.raises(InvalidInput, match=r"no signature 'feature_map'.*classify.*serving_default"):
+def test_missing_signature_names_the_ones_available(serving):
+    with VideoSwinClient(serving.target, "fake", signature="attention") as client:
+        with pytest.raises(InvalidInput, match=r"no signature 'attention'.*classify.*serving_default"):
             client.model_info()
 
 
-def test_wrong_frames_are_rejected_before_sending_with_the_expected_shape(fake_server):
-    with VideoSwinClient(fake_server.target, "fake") as client:
+def test_wrong_frames_are_rejected_before_sending_with_the_expected_shape(serving):
+    with VideoSwinClient(serving.target, "fake") as client:
         with pytest.raises(InvalidInput, match=r"\[batch, 4, 32, 32, 3\].*got shape \[2, 4, 16, 32, 3\]"):
             client.features(np.zeros((2, 4, 16, 32, 3), np.uint8))
         with pytest.raises(InvalidInput, match="uint8"):
             client.features(np.zeros((2, 4, 32, 32, 3), np.float32))
-    assert fake_server.servicer.requests == []
+    assert serving.faults.calls(PREDICT, DEFAULT) == []
 
 
-def test_server_invalid_argument_surfaces_with_its_message(fake_server):
-    with VideoSwinClient(fake_server.target, "fake") as client:
-        with pytest.raises(InvalidInput, match="input must be 'frames'") as err:
-            client.predict({"clips": np.zeros((1, 4, 32, 32, 3), np.float32)})
+def test_server_invalid_argument_surfaces_with_its_message(serving):
+    with VideoSwinClient(serving.target, "fake") as client:
+        with pytest.raises(InvalidInput, match="frames") as err:
+            client.predict({contract.CLIPS: np.zeros((1, 4, 32, 32, 3), np.float32)})
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_retries_unavailable_with_growing_backoff_then_succeeds(fake_server):
-    fake_server.servicer.failures = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED]
-    with VideoSwinClient(fake_server.target, "fake", retry=FAST_RETRY) as client:
-        client.model_info()
+def test_retries_unavailable_and_resource_exhausted_with_backoff_then_succeeds(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.UNAVAILABLE, signature=DEFAULT)
+    serving.faults.fail(PREDICT, grpc.StatusCode.RESOURCE_EXHAUSTED, signature=DEFAULT)
+    with VideoSwinClient(serving.target, "fake", retry=FAST_RETRY) as client:
         frames = _frames(1)
-        np.testing.assert_allclose(client.features(frames), fake_features(frames), atol=1e-6)
-    times = [t for name, t in fake_server.servicer.calls if name == "Predict"]
+        np.testing.assert_array_equal(client.features(frames), expected_features(frames))
+    times = [seen.time for seen in serving.faults.calls(PREDICT, DEFAULT)]
     assert len(times) == 3
     gaps = np.diff(times)
-    assert 0.025 <= gaps[0] < 0.5 and 0.05 <= gaps[1] < 0.6
+    assert gaps[0] >= 0.025 and gaps[1] >= 0.05  # at least half of each backoff cap (0.05 s, then 0.1 s)
 
 
-def test_gives_up_after_max_attempts_with_server_unavailable(fake_server):
-    fake_server.servicer.failures = [grpc.StatusCode.UNAVAILABLE] * 10
-    with VideoSwinClient(fake_server.target, "fake", retry=FAST_RETRY) as client:
-        client.model_info()
+def test_gives_up_after_max_attempts_with_server_unavailable(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.UNAVAILABLE, times=None, signature=DEFAULT)
+    with VideoSwinClient(serving.target, "fake", retry=FAST_RETRY) as client:
         with pytest.raises(ServerUnavailable, match="injected UNAVAILABLE") as err:
             client.features(_frames(1))
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
-    assert sum(name == "Predict" for name, _ in fake_server.servicer.calls) == 4
+    assert len(serving.faults.calls(PREDICT, DEFAULT)) == 4
 
 
-def test_other_errors_are_not_retried(fake_server):
-    fake_server.servicer.failures = [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE]
-    with VideoSwinClient(fake_server.target, "fake", retry=FAST_RETRY) as client:
-        client.model_info()
+def test_other_errors_are_not_retried(serving):
+    serving.faults.fail(PREDICT, grpc.StatusCode.INTERNAL, signature=DEFAULT)
+    serving.faults.fail(PREDICT, grpc.StatusCode.UNAVAILABLE, signature=DEFAULT)
+    with VideoSwinClient(serving.target, "fake", retry=FAST_RETRY) as client:
         with pytest.raises(ServerError) as err:
             client.features(_frames(1))
     assert err.value.code == grpc.StatusCode.INTERNAL
-    assert sum(name == "Predict" for name, _ in fake_server.servicer.calls) == 1
+    assert len(serving.faults.calls(PREDICT, DEFAULT)) == 1
 
 
-def test_deadline_exceeded_when_server_is_slow(fake_server):
-    with VideoSwinClient(fake_server.target, "fake", timeout=0.3) as client:
+def test_deadline_exceeded_when_the_server_is_slow(serving):
+    serving.faults.delay(PREDICT, 120.0, signature=DEFAULT)
+    with VideoSwinClient(serving.target, "fake", timeout=0.5) as client:
         client.model_info()
-        fake_server.servicer.delay = 1.0
         start = time.monotonic()
         with pytest.raises(DeadlineExceeded) as err:
             client.features(_frames(1))
-        assert time.monotonic() - start < 0.9
+        assert time.monotonic() - start < 60  # the client's deadline, not the server's 120 s
     assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_deadline_bounds_retries_against_a_down_server(free_port):
-    retry = RetryPolicy(max_attempts=100, initial_backoff=0.05, max_backoff=0.1)
+    retry = RetryPolicy(max_attempts=100, initial_backoff=1.0, max_backoff=2.0)  # about 150 s without a deadline
     with VideoSwinClient(f"127.0.0.1:{free_port}", "fake", timeout=1.0, retry=retry) as client:
         start = time.monotonic()
         with pytest.raises((ServerUnavailable, DeadlineExceeded)):
             client.model_info()
-        assert time.monotonic() - start < 2.0
-
-
-def test_backoff_delays_grow_exponentially_with_jitter_and_cap():
-    policy = RetryPolicy(initial_backoff=0.1, max_backoff=1.0, multiplier=2.0, rng=random.Random(3))
-    for attempt, cap in enumerate([0.1, 0.2, 0.4, 0.8, 1.0, 1.0]):
-        delays = [policy.delay(attempt) for _ in range(50)]
-        assert all(cap / 2 <= d <= cap for d in delays)
-        assert len(set(delays)) > 1
+        assert time.monotonic() - start < 60
 
 
 def test_version_and_label_together_are_refused():
@@ -205,43 +268,36 @@ def test_channel_options_cover_big_messages_keepalive_and_round_robin_for_dns():
     assert "grpc.lb_policy_name" not in dict(ChannelSettings("localhost:8500").options())
 
 
-def test_dns_target_with_round_robin_reaches_the_server(fake_server):
-    with VideoSwinClient(f"dns:///localhost:{fake_server.port}", "fake") as client:
+def test_dns_target_with_round_robin_reaches_the_server(serving):
+    with VideoSwinClient(f"dns:///localhost:{serving.port}", "fake") as client:
         assert client.model_info().clip_len == 4
 
 
-def test_round_robin_spreads_requests_over_replicas(fake_server):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        other_port = sock.getsockname()[1]
-    replica = FakeServer(other_port).start()
+def test_round_robin_spreads_requests_over_replicas(serving, tiny_exports):
+    replica = TinyServer(tiny_config(tiny_exports, ("fake",)))
     try:
-        target = f"ipv4:127.0.0.1:{fake_server.port},127.0.0.1:{replica.port}"
+        target = f"ipv4:127.0.0.1:{serving.port},127.0.0.1:{replica.port}"
         with VideoSwinClient(target, "fake", max_batch=1) as client:
             client.features(_frames(8))
     finally:
         replica.stop()
-    counts = [len(s.servicer.requests) for s in (fake_server, replica)]
+    counts = [len(s.faults.calls(PREDICT, DEFAULT)) for s in (serving, replica)]
     assert sum(counts) == 8 and min(counts) >= 2
 
 
-def test_wait_ready_blocks_until_a_late_server_starts(free_port):
-    import threading
-
-    server = FakeServer(free_port)
-    timer = threading.Timer(0.8, server.start)
+def test_wait_ready_blocks_until_a_late_server_starts(free_port, tiny_exports):
+    started: list[TinyServer] = []
+    timer = threading.Timer(0.8, lambda: started.append(TinyServer(tiny_config(tiny_exports, ("fake",)), port=free_port)))
     timer.start()
     try:
-        retry = RetryPolicy(max_attempts=1)
-        with VideoSwinClient(server.target, "fake", retry=retry) as client:
+        with VideoSwinClient(f"127.0.0.1:{free_port}", "fake", retry=RetryPolicy(max_attempts=1)) as client:
             start = time.monotonic()
-            assert client.wait_ready(timeout=20, interval=0.1).clip_len == 4
+            assert client.wait_ready(timeout=120, interval=0.1).clip_len == 4
             assert time.monotonic() - start >= 0.5
     finally:
         timer.join()
-        server.stop()
+        for server in started:
+            server.stop()
 
 
 def test_wait_ready_gives_up_with_deadline_exceeded(free_port):

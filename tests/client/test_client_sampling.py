@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vswin.client.sampling import Sampling, clip_offsets, frame_indices
+from vswin.client.sampling import Sampling, clip_offsets, frame_indices, segment_indices
 
 
 def test_uniform_matches_official_four_clip_test_on_250_frames():
@@ -63,6 +63,30 @@ def test_sliding_windows_every_stride_inside_the_video():
     assert frame_indices(50, Sampling("sliding", 32, 2)).shape == (1, 32)
 
 
+def _get_seq_frames(num_frames: int, clip_len: int) -> list[int]:
+    """Video Swin's SampleFrames.get_seq_frames in test mode, element by element as the original writes it."""
+    seg_size = float(num_frames - 1) / clip_len
+    return [(int(np.round(seg_size * i)) + int(np.round(seg_size * (i + 1)))) // 2 for i in range(clip_len)]
+
+
+def test_segments_take_the_middle_frame_of_clip_len_equal_segments_in_one_clip():
+    """The SSv2 test: SampleFrames(clip_len=32, frame_interval=2, num_clips=1, frame_uniform=True, test_mode=True)."""
+    sampling = Sampling("segments", clip_len=32, frame_interval=2, num_clips=1)
+    for n in (17, 32, 48, 100, 250, 1001):
+        indices = frame_indices(n, sampling)
+        assert indices.shape == (1, 32)
+        assert indices[0].tolist() == _get_seq_frames(n, 32)
+    # half-way rounding goes to even, as np.round: 131 / 4 = 32.75 -> bounds 0, 33, 66 (65.5), 98, 131
+    assert segment_indices(132, 4).tolist() == [16, 49, 82, 114]
+
+
+def test_segments_of_one_frame_spread_single_frames_over_the_video():
+    """What an image model gets of a video: num_clips clips of one frame each."""
+    indices = frame_indices(250, Sampling("segments", clip_len=1, frame_interval=1, num_clips=5))
+    assert indices.shape == (5, 1) and indices[:, 0].tolist() == _get_seq_frames(250, 5)
+    assert frame_indices(1, Sampling("segments", clip_len=1, num_clips=3)).tolist() == [[0], [0], [0]]
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -87,7 +111,7 @@ def test_indices_are_always_inside_the_video():
     for _ in range(200):
         n = int(rng.integers(1, 500))
         sampling = Sampling(
-            str(rng.choice(["uniform", "dense", "sliding"])),
+            str(rng.choice(["uniform", "dense", "sliding", "segments"])),
             clip_len=int(rng.integers(1, 33)),
             frame_interval=int(rng.integers(1, 5)),
             num_clips=int(rng.integers(1, 11)),

@@ -1,16 +1,14 @@
-"""TLS and mutual TLS to a server with certificates made in the test (openssl CLI)."""
+"""TLS and mutual TLS to the real in-process server, with certificates made in the test (openssl CLI)."""
 
 from __future__ import annotations
 
 import subprocess
-from concurrent import futures
 
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from tests.client.fake_serving import FakeModel, FakeServing, fake_features
+from tests.tiny_exports import TinyServer, expected_features, tiny_config
 from vswin.client import ServerUnavailable, VideoSwinClient
 
 
@@ -35,20 +33,15 @@ def certs(tmp_path_factory):
 
 
 @pytest.fixture()
-def mtls_server(certs, free_port):
-    servicer = FakeServing(FakeModel())
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
+def mtls_server(certs, tiny_exports):
     credentials = grpc.ssl_server_credentials(
         [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())],
         root_certificates=(certs / "ca.pem").read_bytes(),
         require_client_auth=True,
     )
-    server.add_secure_port(f"127.0.0.1:{free_port}", credentials)
-    server.start()
-    yield f"127.0.0.1:{free_port}"
-    server.stop(grace=None)
+    server = TinyServer(tiny_config(tiny_exports, ("fake",)), credentials=credentials)
+    yield server.target
+    server.stop()
 
 
 def test_mutual_tls_with_root_and_client_certificates(certs, mtls_server):
@@ -60,7 +53,7 @@ def test_mutual_tls_with_root_and_client_certificates(certs, mtls_server):
         client_certificate=certs / "client.pem",
         client_key=(certs / "client.key").read_bytes(),
     ) as client:
-        np.testing.assert_allclose(client.features(frames), fake_features(frames), atol=1e-6)
+        np.testing.assert_array_equal(client.features(frames), expected_features(frames))
 
 
 def test_tls_without_the_client_certificate_is_refused(certs, mtls_server):

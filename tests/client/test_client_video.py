@@ -51,7 +51,7 @@ def test_grab_retrieve_skipping_returns_the_same_frames_as_reading_everything(re
 
 def test_frames_passed_on_the_way_are_kept_for_later_groups(real_videos):
     reference = _all_frames_rgb(real_videos["bikes"])
-    cache = _FrameCache(real_videos["bikes"], {7: 0, 2: 1, 5: 1}, short_side=272)
+    cache = _FrameCache(real_videos["bikes"], {7: 0, 2: 1, 5: 1}, resize=lambda frame: resize_short_side(frame, 272))
     try:
         np.testing.assert_array_equal(cache.get(7), reference[7])
         assert sorted(cache.frames) == [2, 5, 7] and cache.position == 8

@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 import vswin.model
-from vswin.export.signatures import normalize
 
 TOLERANCE = 1e-4
 FRAMES_SHAPE = [None, 16, 64, 64, 3]
@@ -71,15 +70,16 @@ def test_features_float_matches_the_original(loaded, micro_reference):
 
 @pytest.mark.parametrize("signature", ["serving_default", "features_graph"])
 def test_frames_signatures_normalise_in_the_graph(loaded, frames, in_process, signature):
-    expected = np.asarray(in_process(normalize(frames).numpy())["features"])
-    through_float = loaded.signatures["features_float"](clips=normalize(frames))["features"].numpy()
+    clips = in_process.preprocessor(frames)
+    expected = np.asarray(in_process(clips)["features"])
+    through_float = loaded.signatures["features_float"](clips=tf.constant(clips))["features"].numpy()
     got = loaded.signatures[signature](frames=tf.constant(frames))["features"].numpy()
     assert np.abs(got - expected).max() <= TOLERANCE
     assert np.abs(got - through_float).max() <= TOLERANCE
 
 
 def test_feature_map_and_classify(loaded, frames, in_process):
-    expected = in_process(normalize(frames).numpy())
+    expected = in_process(in_process.preprocessor(frames))
     feature_map = loaded.signatures["feature_map"](frames=tf.constant(frames))["feature_map"].numpy()
     assert feature_map.shape == (2, 8, 2, 2, 192)
     assert np.abs(feature_map - np.asarray(expected["feature_map"])).max() <= TOLERANCE
@@ -94,9 +94,9 @@ def test_feature_map_and_classify(loaded, frames, in_process):
     assert [[int(label) for label in row] for row in out["top_k_labels"]] == out["top_k_classes"].tolist()
 
 
-def test_every_signature_runs_through_the_tf1_session_loader(micro_export, loaded, frames):
+def test_every_signature_runs_through_the_tf1_session_loader(micro_export, loaded, frames, in_process):
     """The restore-then-run-by-tensor-name path of TF Serving's C++ loader."""
-    clips = normalize(frames).numpy()
+    clips = np.asarray(in_process.preprocessor(frames))
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(micro_export / "1"))
         served = {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}

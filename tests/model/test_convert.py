@@ -1,4 +1,4 @@
-"""Checkpoint conversion: layouts accepted, and every way a checkpoint can fail to fit."""
+"""Video checkpoint conversion: layouts accepted, and every way a checkpoint can fail to fit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 import vswin.model
 from vswin.cli import main
-from vswin.model.convert import CheckpointError
+from vswin.model import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +59,10 @@ def test_shape_mismatch_names_the_first_key(micro_checkpoint):
 
 
 def test_extra_blocks_are_rejected(tmp_path, micro_checkpoint, micro_arch):
-    shallower = tmp_path / "shallow.json"
-    config = vswin.model.get_config(micro_arch)
     import json
 
-    shallower.write_text(json.dumps({**config.to_dict(), "depths": [2, 2, 1, 2]}))
+    shallower = tmp_path / "shallow.json"
+    shallower.write_text(json.dumps({**vswin.model.get_preset(micro_arch).to_arch(), "depths": [2, 2, 1, 2]}))
     with pytest.raises(CheckpointError, match=r"'backbone\.layers\.2\.blocks\.1\..*' has no place"):
         vswin.model.load(micro_checkpoint, shallower)
 
@@ -71,9 +70,8 @@ def test_extra_blocks_are_rejected(tmp_path, micro_checkpoint, micro_arch):
 def test_wrong_window_is_caught_by_the_index_buffers(tmp_path, micro_checkpoint, micro_arch):
     import json
 
-    config = vswin.model.get_config(micro_arch)
     other = tmp_path / "w16.json"
-    other.write_text(json.dumps({**config.to_dict(), "window_size": [16, 7, 7]}))
+    other.write_text(json.dumps({**vswin.model.get_preset(micro_arch).to_arch(), "window_size": [16, 7, 7]}))
     with pytest.raises(CheckpointError, match="relative_position_index"):
         vswin.model.load(micro_checkpoint, other)
 
@@ -112,8 +110,10 @@ def test_converted_weights_for_another_architecture_are_refused(tmp_path, micro_
 
 
 def test_reading_a_pth_without_torch_names_the_extra_to_install(monkeypatch, tmp_path):
-    from vswin.model.convert import CheckpointError, read_state_dict
+    from vswin.model.checkpoint_files import read_arrays
 
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"anything")
     monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` meets where torch is not installed
     with pytest.raises(CheckpointError, match=r"needs PyTorch: pip install 'vswin-serving\[convert\]'"):
-        read_state_dict(tmp_path / "model.pth")
+        read_arrays(path)

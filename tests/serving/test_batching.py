@@ -152,7 +152,7 @@ def test_a_request_larger_than_max_batch_size_is_rejected() -> None:
     run = Recorder()
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=4, num_batch_threads=1))
     try:
-        with pytest.raises(BatchTooLargeError, match="batch size 5, more than max_batch_size 4"):
+        with pytest.raises(BatchTooLargeError, match="Task size 5 is larger than maximum input batch size 4"):
             scheduler.submit(KEY, requests(1, rows=5)[0], run)
         assert run.sizes == []
         assert scheduler.submit(KEY, requests(1, rows=4)[0], run)["features"].shape == (4, 4)

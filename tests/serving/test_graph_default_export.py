@@ -50,10 +50,10 @@ def test_loads_with_warmup_and_no_xla_and_serves_the_graph_signatures(graph_defa
 
 def test_every_signature_runs_through_the_tf1_session_loader(graph_default_export):
     """TF Serving's restore-then-run-by-tensor-name path, on the graph-default export."""
-    from vswin.export.signatures import normalize
+    from vswin.model import SwinPreprocessor
 
     frames = np.random.default_rng(1).integers(0, 256, size=(2, 16, 64, 64, 3), dtype=np.uint8)
-    clips = normalize(frames).numpy()
+    clips = np.asarray(SwinPreprocessor()(frames))
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(graph_default_export / "1"))
         served = {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}

@@ -9,6 +9,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from tests.serving import savedmodels
 from tests.serving.requests import config_for, predict_request, wait_for
+from vswin import contract
 from vswin.cli import build_parser
 from vswin.serving.main import options_from_args
 from vswin.serving.model_config import single_model_config
@@ -40,7 +41,8 @@ def test_more_rows_than_the_limit_without_batching_is_invalid_argument_naming_th
     predict, _ = stubs(start_server(single_model_config("tiny", model_base)))
     error = rpc_error(predict.Predict, predict_request("tiny", {"frames": savedmodels.clips(9)}, "features_graph"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "the request has batch size 9, more than --max_request_batch_size 8" in error.details()
+    assert "(--max_request_batch_size of a server without batching; input 'frames')" in error.details()
+    assert contract.parse_batch_too_large(error.details()) == (9, 8)  # what clients halve on, as for a batcher
     ok = predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(8)}, "features_graph"), timeout=60)
     assert len(ok.outputs["features"].float_val) == 8 * savedmodels.FEATURES
 
@@ -48,7 +50,7 @@ def test_more_rows_than_the_limit_without_batching_is_invalid_argument_naming_th
 def test_row_limit_is_configurable_and_zero_turns_it_off(start_server, stubs, model_base):
     two = stubs(start_server(single_model_config("tiny", model_base), max_request_batch_size=2))[0]
     error = rpc_error(two.Predict, predict_request("tiny", {"frames": savedmodels.clips(3)}, "features_graph"))
-    assert "more than --max_request_batch_size 2" in error.details()
+    assert "Task size 3 is larger than maximum input batch size 2 (--max_request_batch_size" in error.details()
     unlimited = stubs(start_server(single_model_config("tiny", model_base), max_request_batch_size=0))[0]
     ok = unlimited.Predict(predict_request("tiny", {"frames": savedmodels.clips(9)}, "features_graph"), timeout=60)
     assert len(ok.outputs["features"].float_val) == 9 * savedmodels.FEATURES

@@ -506,7 +506,7 @@ def test_rest_requests_get_the_same_size_limits_as_grpc(start_server, half_plus_
                           max_request_bytes=40)  # fmt: skip
     path = "/v1/models/half_plus_two:predict"
     assert_error(rest(server, "POST", path, {"instances": [1.0] * 9}), 400,
-                 "the request has batch size 9, more than --max_request_batch_size 8")  # fmt: skip
+                 "Task size 9 is larger than maximum input batch size 8 (--max_request_batch_size")  # fmt: skip
     assert_error(rest(server, "POST", path, {"instances": [[1.0] * 6] * 2}), 429,
                  "decode to 48 bytes, more than --max_request_bytes 40")  # fmt: skip
     assert rest(server, "POST", path, {"instances": [1.0] * 8})[0] == 200

@@ -1,119 +1,112 @@
 """promote/rollback with --server: load before label, reload after each write, refuse what is not AVAILABLE.
 
-A scripted ModelService (the official servicer base and messages) stands in for the server, so the order of
-calls and the refusals are checked exactly; tests/serving_config/test_rollout.py runs the real local server.
+The real local server in this process (tiny exports) with a fault interceptor that records each reload and can
+answer for the server (a version stuck LOADING, a refused reload), so the order of calls and the refusals are
+checked exactly; tests/serving_config/test_rollout.py runs a rollout under load on `vswin serve` itself.
 """
 
 from __future__ import annotations
 
-from concurrent import futures
+import shutil
 
-import grpc
 import pytest
-from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2, model_service_pb2_grpc
+from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
 
-from tests.serving_config.savedmodels import write_version
+from tests.tiny_exports import TinyServer, save_tiny_export
 from vswin.cli import main
+from vswin.serving.model_config import read_model_config
 
 State = get_model_status_pb2.ModelVersionStatus.State
+RELOAD = "HandleReloadConfigRequest"
 
 
-class ScriptedModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """Loads every version a reloaded config's specific policy lists, unless told to keep it LOADING."""
-
-    def __init__(self, available: dict[str, set[int]], stuck: set[int] = frozenset(), refuse: str = ""):
-        self.available = available
-        self.stuck = stuck
-        self.refuse = refuse
-        self.reloads = []
-
-    def GetModelStatus(self, request, context):
-        name, version = request.model_spec.name, request.model_spec.version.value
-        response = get_model_status_pb2.GetModelStatusResponse()
-        if version in self.stuck:
-            response.model_version_status.add(version=version, state=State.LOADING)
-        elif version in self.available.get(name, ()):
-            response.model_version_status.add(version=version, state=State.AVAILABLE)
-        else:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"{name} version {version} not found")
-        return response
-
-    def HandleReloadConfigRequest(self, request, context):
-        response = model_management_pb2.ReloadConfigResponse()
-        if self.refuse:
-            response.status.error_code = 9
-            response.status.error_message = self.refuse
-            return response
-        self.reloads.append(request.config)
-        for entry in request.config.model_config_list.config:
-            self.available[entry.name] = set(entry.model_version_policy.specific.versions)
-        return response
+@pytest.fixture(scope="module")
+def tiny_version(tmp_path_factory):
+    return save_tiny_export(tmp_path_factory.mktemp("tiny") / "1")
 
 
 @pytest.fixture()
-def serve():
-    servers = []
-
-    def start(service: ScriptedModelService) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(service, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(None)
-
-
-@pytest.fixture()
-def config(tmp_path):
+def config(tmp_path, tiny_version):
     for version in (1, 2):
-        write_version(tmp_path / "models" / "tiny", version)
+        shutil.copytree(tiny_version, tmp_path / "models" / "tiny" / str(version))
     path = tmp_path / "models.config"
     assert main(["config", "generate", str(tmp_path / "models"), "--policy", "specific", "--label", "stable=1",
                  "--out", str(path)]) == 0
     return path
 
 
+@pytest.fixture()
+def serve(config):
+    """The config as it is now, served; the server is stopped after the test."""
+    servers = []
+
+    def start() -> TinyServer:
+        servers.append(TinyServer(read_model_config(config)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _labels(config) -> dict[str, int]:
+    return dict(config.model_config_list.config[0].version_labels)
+
+
 def test_promote_loads_the_version_then_moves_the_label_and_reloads_each_time(config, serve):
-    service = ScriptedModelService({"tiny": {1}})
-    target = serve(service)
-    assert main(["config", "promote", "tiny", "--label", "canary", "--version", "2", "--config", str(config),
-                 "--server", target]) == 0
-    first, second = service.reloads
+    server = serve()
+    common = ["--config", str(config), "--server", server.target]
+    assert main(["config", "promote", "tiny", "--label", "canary", "--version", "2", *common]) == 0
+    first, second = (request.config for request in server.faults.requests(RELOAD))
     assert list(first.model_config_list.config[0].model_version_policy.specific.versions) == [1, 2]
-    assert dict(first.model_config_list.config[0].version_labels) == {"stable": 1}
-    assert dict(second.model_config_list.config[0].version_labels) == {"stable": 1, "canary": 2}
-    assert main(["config", "promote", "tiny", "--label", "stable", "--from", "canary", "--config", str(config),
-                 "--server", target]) == 0
-    assert main(["config", "rollback", "tiny", "--config", str(config), "--server", target]) == 0
-    assert [dict(c.model_config_list.config[0].version_labels) for c in service.reloads[2:]] == [
+    assert _labels(first) == {"stable": 1}
+    assert _labels(second) == {"stable": 1, "canary": 2}
+    assert main(["config", "promote", "tiny", "--label", "stable", "--from", "canary", *common]) == 0
+    assert main(["config", "rollback", "tiny", *common]) == 0
+    assert [_labels(r.config) for r in server.faults.requests(RELOAD)[2:]] == [
         {"stable": 2, "canary": 2}, {"stable": 1, "canary": 2}]
+    assert server.server.manager.available()["tiny"] == [1, 2]
 
 
 def test_promote_refuses_a_version_the_server_has_not_made_available(config, serve, capsys):
-    target = serve(ScriptedModelService({"tiny": {1}}, stuck={2}))
+    server = serve()
+
+    def loading(request):
+        if request.model_spec.version.value != 2:
+            return None  # the server answers
+        response = get_model_status_pb2.GetModelStatusResponse()
+        response.model_version_status.add(version=2, state=State.LOADING)
+        return response
+
+    server.faults.answer("GetModelStatus", loading)
     assert main(["config", "promote", "tiny", "--label", "canary", "--version", "2", "--config", str(config),
-                 "--server", target, "--wait", "0.5"]) == 1
+                 "--server", server.target, "--wait", "0.5"]) == 1
     assert "reports version 2 as LOADING, not AVAILABLE" in capsys.readouterr().err
     assert "canary" not in config.read_text()
 
 
 def test_promote_refuses_a_version_the_server_does_not_know(config, serve, capsys):
+    server = serve()
     text = config.read_text().replace("versions: 1", "versions: 1\n      versions: 2")
     config.write_text(text)  # served by the policy, but this server never loaded it
-    target = serve(ScriptedModelService({"tiny": {1}}))
     assert main(["config", "promote", "tiny", "--label", "canary", "--version", "2", "--config", str(config),
-                 "--server", target]) == 1
+                 "--server", server.target]) == 1
     assert "reports version 2 as unknown" in capsys.readouterr().err
 
 
 def test_reload_refusal_is_reported_with_the_server_message(config, serve, capsys):
-    target = serve(ScriptedModelService({"tiny": {1}}, refuse="label points at unavailable version"))
+    server = serve()
+
+    def refuse(request):
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = 9
+        response.status.error_message = "label points at unavailable version"
+        return response
+
+    server.faults.answer(RELOAD, refuse)
     before = config.read_text()
     assert main(["config", "promote", "tiny", "--label", "canary", "--version", "1", "--config", str(config),
-                 "--server", target]) == 1
+                 "--server", server.target]) == 1
     assert "reload refused: label points at unavailable version" in capsys.readouterr().err
     assert config.read_text() == before and not config.with_name("models.config.journal").exists()
+

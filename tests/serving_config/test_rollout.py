@@ -92,15 +92,12 @@ class ClosedLoop:
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def _run(self) -> None:
-        from vswin.client import protos
-        from vswin.client import requests as rq
-
-        request = rq.encode_predict_request(self.client.model, "serving_default", {"frames": self.frames}, None)
+        predict = self.client.predict_call({"frames": self.frames})
         while not self.stop.is_set() and len(self.calls) < self.max_calls:
             sent = time.monotonic()
             try:
                 # The client's Predict path, keeping the raw response for its model_spec.
-                response = self.client._call(protos.PREDICT, request, None)
+                response = self.client.rpc.call(predict, self.client.attempts(predict))
                 call = Call(sent, time.monotonic(), response.model_spec.version.value, None)
             except Exception as err:  # every failure is recorded and fails the test
                 call = Call(sent, time.monotonic(), None, repr(err))

@@ -34,7 +34,8 @@ def outcome(key: str, metas: list[VideoMeta], views: list[ViewFeatures], failure
                                       "run again with --skip-existing")
     features = np.stack([view.features for view in sorted(views, key=lambda v: v.index)])
     # assemble reads only the shape of `clips` ([clips, crops, ...]); the pixels stayed in the decode step.
-    clips = VideoClips(path=key, clips=np.empty((len(meta.frame_indices), options.crops, 0), np.uint8),
+    crops = meta.num_views // len(meta.frame_indices)  # the decode's, also when the options left it to the model
+    clips = VideoClips(path=key, clips=np.empty((len(meta.frame_indices), crops, 0), np.uint8),
                        frame_indices=meta.frame_indices, num_frames=meta.num_frames, fps=meta.fps)
     info = ModelInfo(name=meta.model, version=versions[0], signature=meta.signature, signatures={})
     return assemble([(clips, features)], info, options)

@@ -75,12 +75,13 @@ def read_export_metadata(export_dir: str | Path | None) -> dict[str, object] | N
 
 
 class GrpcTransport:
-    """PredictionService/Predict on a TF Serving-compatible server, through vswin.client's request code.
+    """PredictionService/Predict on a TF Serving-compatible server: the bench's driver of the client core.
 
-    The request is built and serialized here, and the channel call sends raw
-    bytes, so serialization and the round trip are timed apart. Channel keyword
-    arguments (tls, root_certificates, client_certificate, client_key, ...) go to
-    ChannelSettings, as for VideoSwinClient.
+    The request is built by the client core and the channel's Predict method
+    sends and returns raw bytes, so serialization, the round trip and
+    deserialization are timed apart; no retries, so every failure is counted.
+    Channel keyword arguments (tls, root_certificates, client_certificate,
+    client_key, ...) go to ChannelSettings, as for VideoSwinClient.
     """
 
     def __init__(
@@ -97,36 +98,36 @@ class GrpcTransport:
         import grpc
 
         from vswin.client import VideoSwinClient, protos
-        from vswin.client.channel import ChannelSettings
-        from vswin.client.requests import ModelRef
 
         self._grpc = grpc
         self._protos = protos
         self.target = target
         self.signature = signature
         self.timeout = timeout
-        self._model = ModelRef(model, version, label)
-        with VideoSwinClient(
-            target, model, version=version, label=label, signature=signature, timeout=timeout, **channel
-        ) as client:
-            self.info = client.model_info()
-        spec = self.info.input
-        dtype = {"DT_UINT8": "uint8", "DT_FLOAT": "float32"}.get(spec.dtype)
-        if dtype is None:
-            raise ValueError(f"signature {signature!r} input {spec.describe()}: only uint8 frames or float32 clips")
-        self.input = InputSpec(spec.name, dtype, self.info.clip_shape)
-        self._export = read_export_metadata(export_dir)
+        self._client = VideoSwinClient(target, model, version=version, label=label, signature=signature,
+                                       timeout=timeout, **channel)  # fmt: skip
+        try:
+            self.info = self._client.model_info()
+            spec = self.info.input
+            dtype = {"DT_UINT8": "uint8", "DT_FLOAT": "float32"}.get(spec.dtype)
+            if dtype is None:
+                raise ValueError(f"signature {signature!r} input {spec.describe()}: only uint8 frames or float32 clips")
+            self.input = InputSpec(spec.name, dtype, self.info.clip_shape)
+        except BaseException:
+            self._client.close()
+            raise
+        export = self.info.export
+        self._export = read_export_metadata(export_dir) or (dict(export) if export is not None else None)
         # Only `features` where the signature has it (less to deserialize); all outputs otherwise.
         outputs = self.info.signatures[signature].outputs
-        self._output_filter = ["features"] if "features" in outputs else None
-        self._channel = ChannelSettings(target=target, **channel).open(grpc)
-        self._predict = self._channel.unary_unary(protos.PREDICT[0])
+        self._output_filter = [contract.FEATURES] if contract.FEATURES in outputs else None
+        self._predict = self._client.rpc.method(protos.PREDICT[0])
 
     def send(self, batch: np.ndarray) -> Timings:
-        from vswin.client.requests import encode_predict_request, predict_outputs
+        from vswin.client.requests import predict_outputs
 
         t0 = time.perf_counter()
-        payload = encode_predict_request(self._model, self.signature, {self.input.name: batch}, self._output_filter)
+        payload = self._client.predict_call({self.input.name: batch}, output_filter=self._output_filter).request
         t1 = time.perf_counter()
         try:
             answer = self._predict(payload, timeout=self.timeout)
@@ -143,7 +144,7 @@ class GrpcTransport:
             "target": self.target,
             "model": self.info.name,
             "version": self.info.version,
-            "label": self._model.label,
+            "label": self._client.model.label,
             "signature": self.signature,
             "signatures": sorted(self.info.signatures),
             "input": {"name": self.input.name, "dtype": self.input.dtype, "clip_shape": list(self.input.clip_shape)},
@@ -152,7 +153,7 @@ class GrpcTransport:
         }
 
     def close(self) -> None:
-        self._channel.close()
+        self._client.close()
 
 
 class SavedModelTransport:

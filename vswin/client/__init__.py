@@ -1,10 +1,10 @@
-"""Thin gRPC client for Video Swin models on TF Serving: video decode, clip sampling, requests.
+"""Thin gRPC client for video and image Swin models on TF Serving: decode, sampling, preprocessing, requests.
 
-Depends on grpcio, protobuf, numpy and OpenCV only, and never imports TensorFlow.
+Depends on grpcio, protobuf, numpy, OpenCV and Pillow only, and never imports TensorFlow.
 
     from vswin.client import VideoSwinClient
     client = VideoSwinClient("localhost:8500", model="vswin_tiny")
-    result = client.extract("video.mp4", clips=4, crops=3)   # result.features: [C]
+    result = client.extract("video.mp4")   # the model's own sampling and crops; result.features: [C]
 
 Names load on first use (PEP 562), so `vswin.client.cli` and `vswin --help`
 don't pay for grpc and OpenCV.
@@ -19,10 +19,13 @@ from vswin.lazy import lazy_exports
 _EXPORTS = {
     "AsyncVideoSwinClient": "vswin.client.aio",
     "ChannelSettings": "vswin.client.channel",
+    "ClientCore": "vswin.client.core",
     "RetryPolicy": "vswin.client.channel",
     "VideoSwinClient": "vswin.client.client",
     "ClientError": "vswin.client.errors",
     "DeadlineExceeded": "vswin.client.errors",
+    "FileError": "vswin.client.errors",
+    "ImageError": "vswin.client.errors",
     "InvalidInput": "vswin.client.errors",
     "ModelNotFound": "vswin.client.errors",
     "ServerError": "vswin.client.errors",
@@ -31,6 +34,7 @@ _EXPORTS = {
     "VideoSwinClientError": "vswin.client.errors",
     "ExtractOptions": "vswin.client.extract",
     "ExtractResult": "vswin.client.extract",
+    "ImageResult": "vswin.client.extract",
     "ModelInfo": "vswin.client.metadata",
     "SignatureInfo": "vswin.client.metadata",
     "TensorSpec": "vswin.client.metadata",
@@ -45,10 +49,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from vswin.client.aio import AsyncVideoSwinClient
     from vswin.client.channel import ChannelSettings, RetryPolicy
+    from vswin.client.core import ClientCore
     from vswin.client.client import VideoSwinClient
     from vswin.client.errors import (
         ClientError,
         DeadlineExceeded,
+        FileError,
+        ImageError,
         InvalidInput,
         ModelNotFound,
         ServerError,
@@ -56,7 +63,7 @@ if TYPE_CHECKING:
         VideoError,
         VideoSwinClientError,
     )
-    from vswin.client.extract import ExtractOptions, ExtractResult
+    from vswin.client.extract import ExtractOptions, ExtractResult, ImageResult
     from vswin.client.metadata import ModelInfo, SignatureInfo, TensorSpec
     from vswin.client.requests import Classification, VersionStatus
     from vswin.client.sampling import Sampling

@@ -1,43 +1,50 @@
-"""AsyncVideoSwinClient: the asyncio (grpc.aio) client, for many requests and videos in flight."""
+"""AsyncVideoSwinClient: the asyncio (grpc.aio) driver of the client core, for many requests and files in flight."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
-import grpc.aio
 import numpy as np
 
 from vswin import contract
-from vswin.client import protos
 from vswin.client import requests as rq
-from vswin.client.base import ClientBase
-from vswin.client.errors import RETRYABLE, DeadlineExceeded, InvalidInput, from_rpc_error
-from vswin.client.extract import EXTRACT_ERRORS, ExtractOptions, ExtractResult, assemble, flat_views
-from vswin.client.metadata import ModelInfo, parse_metadata
+from vswin.client.core import Call, ClientCore
+from vswin.client.errors import InvalidInput
+from vswin.client.extract import (
+    EXTRACT_ERRORS,
+    ExtractOptions,
+    ImageResult,
+    Result,
+    assemble,
+    flat_views,
+    require_image_model,
+)
+from vswin.client.image import load_image
+from vswin.client.metadata import ModelInfo
+from vswin.client.rpc import AsyncRpc
 
-log = logging.getLogger(__name__)
+ImageSource = str | Path | np.ndarray
 
 
-class AsyncVideoSwinClient(ClientBase):
+class AsyncVideoSwinClient(ClientCore):
     """The asyncio twin of VideoSwinClient (same arguments and errors); create it inside a running loop.
 
-    `features` sends its batches concurrently; `extract_many` decodes videos on
-    worker threads while requests are in flight, at most `concurrency` requests
-    at a time.
+    `features` sends its requests concurrently; `extract_many` decodes files
+    on worker threads while requests are in flight, at most `concurrency`
+    requests at a time.
     """
 
-    grpc_module = grpc.aio
-    lock_type = asyncio.Lock
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.rpc = AsyncRpc(self.settings)
+        self._info_lock = asyncio.Lock()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self.rpc.close()
 
     async def __aenter__(self) -> AsyncVideoSwinClient:
         return self
@@ -45,42 +52,22 @@ class AsyncVideoSwinClient(ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: tuple, request: object, timeout: float | None) -> object:
-        """One unary call; the deadline covers every attempt; retries only UNAVAILABLE/RESOURCE_EXHAUSTED."""
-        path = method[0]
-        deadline = time.monotonic() + (timeout or self.timeout)
-        attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceeded(
-                    f"{path} on {self.target}: deadline passed after {attempt} attempt(s)",
-                    code=grpc.StatusCode.DEADLINE_EXCEEDED,
-                )
-            try:
-                return await self._methods[path](request, timeout=remaining)
-            except grpc.aio.AioRpcError as err:
-                error = from_rpc_error(err, path, self.target)
-                attempt += 1
-                if error.code not in RETRYABLE or attempt >= self.retry.max_attempts:
-                    raise error from None
-                delay = self.retry.delay(attempt - 1)
-                if time.monotonic() + delay >= deadline:
-                    raise error from None
-                log.warning("%s; retry %d/%d in %.2fs", error, attempt, self.retry.max_attempts - 1, delay)
-                await asyncio.sleep(delay)
+    async def _call(self, call: Call, timeout: float | None = None) -> object:
+        return await self.rpc.call(call, self.attempts(call, timeout))
 
     async def model_info(self, signature: str | None = None, refresh: bool = False, timeout: float | None = None) -> ModelInfo:
-        """Signatures, clip geometry, feature dim and version from GetModelMetadata; cached."""
+        """See VideoSwinClient.model_info; concurrent first calls share one fetch."""
         signature = signature or self.signature
-        async with self._lock:
-            if refresh or signature not in self._info:
-                response = await self._call(protos.GET_MODEL_METADATA, rq.metadata_request(self.model, signature), timeout)
-                self._info[signature] = parse_metadata(response, signature)
-            return self._info[signature]
+        async with self._info_lock:
+            info = None if refresh else self.cached_info(signature)
+            if info is None:
+                info = self.read_info(await self._call(self.metadata_call(signature), timeout), signature)
+                export = self.export_call(info)
+                info = self.read_export(info, await self._call(export, timeout) if export else None)
+            return info
 
     async def status(self, timeout: float | None = None) -> list[rq.VersionStatus]:
-        return rq.parse_status(await self._call(protos.GET_MODEL_STATUS, rq.status_request(self.model), timeout))
+        return rq.parse_status(await self._call(self.status_call(), timeout))
 
     async def predict(
         self,
@@ -89,127 +76,126 @@ class AsyncVideoSwinClient(ClientBase):
         output_filter: list[str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
-        request = rq.encode_predict_request(self.model, signature or self.signature, inputs, output_filter)
-        return rq.predict_outputs(await self._call(protos.PREDICT, request, timeout))
+        return rq.predict_outputs(await self._call(self.predict_call(inputs, signature, output_filter), timeout))
 
     async def features(
-        self, frames: np.ndarray, timeout: float | None = None, limiter: asyncio.Semaphore | None = None
+        self, views: np.ndarray, timeout: float | None = None, limiter: asyncio.Semaphore | None = None
     ) -> np.ndarray:
-        """uint8 clips [B, T, H, W, 3] -> features [B, C]; batches of max_batch go out concurrently.
+        """uint8 views -> features [B, C] (see VideoSwinClient.features); the requests go out concurrently.
 
         `limiter` bounds requests in flight when shared between calls.
         """
         info = await self.model_info()
-        frames = rq.check_frames(frames, info)
-        limiter = limiter or asyncio.Semaphore(len(frames))
-        parts = await asyncio.gather(
-            *(
-                self._features_slice(frames[start : start + self.max_batch], info, timeout, limiter)
-                for start in range(0, len(frames), self.max_batch)
-            )
-        )
+        views = rq.check_views(views, info)
+        parts = await self._batched(views, lambda part: self.features_call(part, info), self.read_features,
+                                    timeout, limiter)  # fmt: skip
         return np.concatenate(parts, axis=0)
 
-    async def _features_slice(
-        self, batch: np.ndarray, info: ModelInfo, timeout: float | None, limiter: asyncio.Semaphore
-    ) -> np.ndarray:
-        """One request, split in halves if the server's batcher says it is too large."""
-        try:
-            async with limiter:
-                outputs = await self.predict({info.input.name: batch}, output_filter=[contract.FEATURES], timeout=timeout)
-        except InvalidInput as err:
-            if len(batch) == 1 or not rq.batch_too_large(err.details):
-                raise
-            self.max_batch = min(self.max_batch, max(1, len(batch) // 2))
-            log.warning("server rejected a batch of %d clips (%s); using %d", len(batch), err.details, self.max_batch)
-            half = len(batch) // 2
-            first, second = await asyncio.gather(
-                self._features_slice(batch[:half], info, timeout, limiter),
-                self._features_slice(batch[half:], info, timeout, limiter),
-            )
-            return np.concatenate([first, second], axis=0)
-        if "features" not in outputs:
-            raise InvalidInput(f"signature {self.signature!r} returned {sorted(outputs)}, not 'features'")
-        return outputs["features"]
-
-    async def classify(self, frames: np.ndarray, timeout: float | None = None) -> rq.Classification:
-        """Top-k labels, classes and scores per clip from the `classify` signature."""
+    async def classify(self, views: np.ndarray, timeout: float | None = None) -> rq.Classification:
+        """Top-k labels, classes and scores per view from the `classify` signature."""
         info = await self.model_info(contract.CLASSIFY)
-        frames = rq.check_frames(frames, info)
-        parts = await asyncio.gather(
-            *(
-                self.predict({info.input.name: frames[s : s + self.max_batch]}, signature=contract.CLASSIFY, timeout=timeout)
-                for s in range(0, len(frames), self.max_batch)
-            )
-        )
-        return rq.parse_classification({k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]})
+        views = rq.check_views(views, info)
+        parts = await self._batched(views, lambda part: self.classify_call(part, info), rq.predict_outputs, timeout)
+        return rq.parse_classification({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
 
-    async def extract(self, video: str | Path, **options: object) -> ExtractResult:
+    async def _batched(self, views: np.ndarray, call_for: Callable[[np.ndarray], Call], read: Callable,
+                       timeout: float | None, limiter: asyncio.Semaphore | None = None) -> list:  # fmt: skip
+        """`read` of each request's answer; the batch plan's requests all in flight (at most `limiter` allows)."""
+        plan = self.plan(len(views))
+        limiter = limiter or asyncio.Semaphore(len(views))
+
+        async def send(part: slice) -> None:
+            try:
+                async with limiter:
+                    response = await self._call(call_for(views[part]), timeout)
+                plan.done(part, read(response))
+            except InvalidInput as err:
+                self.refused(plan, part, err)
+
+        while plan.pending:
+            await asyncio.gather(*(send(part) for part in plan.take()))
+        return plan.results()
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    async def extract(self, video: str | Path, **options: object) -> Result:
         """Decode (on a worker thread), sample, crop and extract one video; see VideoSwinClient.extract."""
-        opts = ExtractOptions(**options)
         info = await self.model_info()
-        return await self._extract_video(video, opts, info, None, None)
+        return await self._extract_file(video, ExtractOptions(**options).resolve(info), info, None, None)
 
-    async def _extract_video(
+    async def extract_image(self, image: ImageSource) -> ImageResult:
+        """See VideoSwinClient.extract_image."""
+        return (await self.extract_images([image]))[0]
+
+    async def extract_images(self, images: Sequence[ImageSource]) -> list[ImageResult]:
+        """See VideoSwinClient.extract_images; images decode on a worker thread."""
+        info = await self.model_info()
+        require_image_model(info)
+        loop = asyncio.get_running_loop()
+        views = await loop.run_in_executor(None, lambda: [load_image(image, info.preprocessing) for image in images])
+        features = await self.features(np.stack([v.view for v in views])) if views else []
+        return [assemble([(view, f[None])], info, ExtractOptions()) for view, f in zip(views, features)]
+
+    async def _extract_file(
         self,
-        video: str | Path,
-        opts: ExtractOptions,
+        source: str | Path,
+        options: ExtractOptions,
         info: ModelInfo,
         pool: ThreadPoolExecutor | None,
         limiter: asyncio.Semaphore | None,
-    ) -> ExtractResult:
-        """One video, batch by batch: the next batch decodes on `pool` while this one is on the server."""
+    ) -> Result:
+        """One file, part by part: the next part decodes on `pool` while this one is on the server."""
         loop = asyncio.get_running_loop()
-        batches = opts.batches(video, info, self.max_batch)
+        groups = options.batches(source, info, self.max_batch)
         parts = []
-        pending = loop.run_in_executor(pool, next, batches, None)
+        pending = loop.run_in_executor(pool, next, groups, None)
         try:
-            while (batch := await pending) is not None:
-                pending = loop.run_in_executor(pool, next, batches, None)
-                parts.append((batch, await self.features(flat_views(batch), limiter=limiter)))
+            while (part := await pending) is not None:
+                pending = loop.run_in_executor(pool, next, groups, None)
+                parts.append((part, await self.features(flat_views(part, info.view_shape), limiter=limiter)))
         finally:
             if not pending.done():
                 await asyncio.wait([pending])  # the generator may only be closed once no thread runs it
             if not pending.cancelled():
                 pending.exception()  # retrieved: a decode error after a failed request is not news
-            batches.close()
-        return assemble(parts, info, opts)
+            groups.close()
+        return assemble(parts, info, options)
 
     async def extract_many(
         self,
-        videos: Iterable[str | Path],
+        sources: Iterable[str | Path],
         concurrency: int = 4,
         decode_workers: int | None = None,
         **options: object,
-    ) -> AsyncIterator[tuple[str, ExtractResult | Exception]]:
-        """Yield (video, result or exception) as videos finish.
+    ) -> AsyncIterator[tuple[str, Result | Exception]]:
+        """Yield (file, result or exception) as videos and images finish.
 
-        Videos decode on `decode_workers` threads (default: CPU count) while at
+        Files decode on `decode_workers` threads (default: CPU count) while at
         most `concurrency` Predict requests are in flight; at most
-        concurrency + decode_workers decoded videos are held in memory.
+        concurrency + decode_workers decoded files are held in memory.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        opts = ExtractOptions(**options)
         info = await self.model_info()
+        resolved = ExtractOptions(**options).resolve(info)
         workers = decode_workers or os.cpu_count() or 1
         requests = asyncio.Semaphore(concurrency)
         slots = asyncio.Semaphore(concurrency + workers)
 
-        async def one(video: str | Path) -> tuple[str, ExtractResult | Exception]:
+        async def one(source: str | Path) -> tuple[str, Result | Exception]:
             try:
-                return str(video), await self._extract_video(video, opts, info, pool, requests)
+                return str(source), await self._extract_file(source, resolved, info, pool, requests)
             except EXTRACT_ERRORS as err:
-                return str(video), err
+                return str(source), err
             finally:
                 slots.release()
 
         pending: set[asyncio.Task] = set()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vswin-decode") as pool:
             try:
-                for video in videos:
+                for source in sources:
                     await slots.acquire()
-                    pending.add(asyncio.create_task(one(video)))
+                    pending.add(asyncio.create_task(one(source)))
                     for task in [t for t in pending if t.done()]:
                         pending.discard(task)
                         yield task.result()

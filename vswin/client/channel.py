@@ -1,4 +1,4 @@
-"""Channel settings shared by the sync and asyncio clients: options, TLS, retries.
+"""How every driver reaches a server: channel settings (options, TLS), unary methods, the retry policy.
 
 Retries are done by the client, not by gRPC's service-config retry policy:
 gRPC only retries a call whose request fits its per-call retry buffer
@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import grpc
@@ -105,6 +106,18 @@ class ChannelSettings:
         if self.secure:
             return grpc_module.secure_channel(self.target, self.credentials(), options=self.options())
         return grpc_module.insecure_channel(self.target, options=self.options())
+
+
+def serialize(request: bytes | object) -> bytes:
+    """Request serializer: protobuf messages (the client's or TensorFlow's), pre-encoded requests as they are."""
+    return request if isinstance(request, bytes) else request.SerializeToString()
+
+
+def unary_method(channel: grpc.Channel, path: str, response_type: type | None = None) -> Callable:
+    """A unary-unary callable for the method `path` on `channel`; answers parse as `response_type`
+    (any protobuf message class), or stay bytes when it is None."""
+    parse = response_type.FromString if response_type is not None else None
+    return channel.unary_unary(path, request_serializer=serialize, response_deserializer=parse)
 
 
 def _pem(value: bytes | str | Path | None) -> bytes | None:

@@ -2,7 +2,8 @@
 
 Callers catch `ModelNotFound`, `InvalidInput`, `ServerUnavailable`,
 `DeadlineExceeded` (or their base `ClientError`) instead of raw
-`grpc.RpcError`; `VideoError` is for videos that can't be read.
+`grpc.RpcError`; `VideoError` and `ImageError` (base `FileError`) are for
+input files that can't be read.
 """
 
 from __future__ import annotations
@@ -45,13 +46,21 @@ class ServerError(ClientError):
     """Any other failure the server reported (INTERNAL, UNIMPLEMENTED, FAILED_PRECONDITION, ...)."""
 
 
-class VideoError(VideoSwinClientError):
-    """A video that cannot be opened or decoded: names the file and the reason."""
+class FileError(VideoSwinClientError):
+    """An input file that cannot be read: names the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class VideoError(FileError):
+    """A video that cannot be opened or decoded."""
+
+
+class ImageError(FileError):
+    """An image that cannot be opened or decoded."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {

@@ -288,3 +288,6 @@ ModelState = POOL.FindEnumTypeByName("tensorflow.serving.ModelVersionStatus.Stat
 PREDICT = (f"/{PREDICTION_SERVICE}/Predict", PredictRequest, PredictResponse)
 GET_MODEL_METADATA = (f"/{PREDICTION_SERVICE}/GetModelMetadata", GetModelMetadataRequest, GetModelMetadataResponse)
 GET_MODEL_STATUS = (f"/{MODEL_SERVICE}/GetModelStatus", GetModelStatusRequest, GetModelStatusResponse)
+# Path only: its messages (ReloadConfigRequest holds a whole ModelServerConfig) are TF Serving's own, used by
+# vswin.serving.rollout.ServerControl, which has tensorflow_serving installed anyway.
+HANDLE_RELOAD_CONFIG = f"/{MODEL_SERVICE}/HandleReloadConfigRequest"

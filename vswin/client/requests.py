@@ -1,4 +1,4 @@
-"""Building TF Serving requests and reading responses: the protocol part both clients share."""
+"""Building TF Serving requests and reading responses: the messages of the client core."""
 
 from __future__ import annotations
 
@@ -66,11 +66,6 @@ class Classification:
     top_k_scores: np.ndarray
     probabilities: np.ndarray
     logits: np.ndarray
-
-
-def serialize(request: bytes | object) -> bytes:
-    """gRPC request serializer: messages via protobuf, pre-encoded requests (bytes) as they are."""
-    return request if isinstance(request, bytes) else request.SerializeToString()
 
 
 def metadata_request(model: ModelRef, signature: str) -> protos.GetModelMetadataRequest:
@@ -145,22 +140,19 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def check_frames(frames: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """Validate a uint8 batch [B, T, H, W, 3] against the model's clip geometry before sending megabytes."""
-    frames = np.asarray(frames)
-    expected = (info.clip_len, info.height, info.width, 3)
-    if frames.dtype != np.uint8:
-        raise InvalidInput(f"frames must be uint8 RGB, got {frames.dtype}")
-    if frames.ndim == 4:
-        frames = frames[None]
-    if frames.ndim != 5 or frames.shape[1:] != expected or frames.shape[0] == 0:
+def check_views(views: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """Validate a uint8 batch against the input's static shape ([B, T, H, W, 3] clips or [B, H, W, 3] images)
+    before sending megabytes; a single view gets its batch dimension."""
+    views = np.asarray(views)
+    expected = info.view_shape
+    name = info.input.name
+    if views.dtype != np.uint8:
+        raise InvalidInput(f"{name} must be uint8 RGB, got {views.dtype}")
+    if views.ndim == len(expected):
+        views = views[None]
+    if views.ndim != len(expected) + 1 or views.shape[1:] != expected or views.shape[0] == 0:
         raise InvalidInput(
-            f"frames must be [batch, {', '.join(map(str, expected))}] for {info.name!r} version {info.version} "
-            f"signature {info.signature!r} ({info.input.describe()}), got shape {list(frames.shape)}"
+            f"{name} must be [batch, {', '.join(map(str, expected))}] for {info.name!r} version {info.version} "
+            f"signature {info.signature!r} ({info.input.describe()}), got shape {list(views.shape)}"
         )
-    return frames
-
-
-def batch_too_large(details: str) -> bool:
-    """TF Serving's batcher rejects a request bigger than its max batch with 'Task size N is larger than maximum ...'."""
-    return "larger than maximum" in details or "exceeds the maximum" in details
+    return views

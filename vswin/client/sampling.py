@@ -1,4 +1,4 @@
-"""Which frames make up each clip: mmaction2's SampleFrames (test mode), dense and sliding windows.
+"""Which frames make up each clip: mmaction2's SampleFrames (test mode), dense, sliding windows, segments.
 
 All functions return frame indices [num_clips, clip_len] already wrapped into
 [0, num_frames): a video shorter than a clip loops, as SampleFrames' default
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vswin.contract import CLIP_LEN, FRAME_INTERVAL, NUM_CLIPS
+from vswin.contract import CLIP_LEN, FRAME_INTERVAL, NUM_CLIPS, SAMPLING_MODES
 
-MODES = ("uniform", "dense", "sliding")
+MODES = SAMPLING_MODES
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class Sampling:
     - sliding: a clip every `stride` frames (default: the clip's span, so
       windows don't overlap) for per-segment features of long videos; windows
       lie inside the video, `num_clips` is ignored.
+    - segments: num_clips x clip_len frames spread over the whole video, one
+      from the middle of each of as many equal segments (Video Swin's
+      `frame_uniform` SampleFrames in test mode, the SSv2 setting with
+      num_clips=1); `frame_interval` is ignored. With clip_len=1 it picks
+      num_clips single frames: the frames an image model gets of a video.
     """
 
     mode: str = "uniform"
@@ -75,8 +80,16 @@ def sliding_offsets(num_frames: int, span: int, stride: int) -> np.ndarray:
     return np.arange(0, max(num_frames - span, 0) + 1, stride, dtype=np.int64)
 
 
+def segment_indices(num_frames: int, count: int) -> np.ndarray:
+    """`count` frames, the middle one of each of `count` equal segments of the video (get_seq_frames, test mode)."""
+    seg_size = float(num_frames - 1) / count
+    starts = np.round(seg_size * np.arange(count)).astype(np.int64)
+    ends = np.round(seg_size * np.arange(1, count + 1)).astype(np.int64)
+    return (starts + ends) // 2
+
+
 def clip_offsets(num_frames: int, sampling: Sampling) -> np.ndarray:
-    """First frame of every clip, by mode."""
+    """First frame of every clip of the uniform, dense and sliding modes."""
     if num_frames < 1:
         raise ValueError(f"cannot sample clips from {num_frames} frames")
     if sampling.mode == "uniform":
@@ -88,6 +101,8 @@ def clip_offsets(num_frames: int, sampling: Sampling) -> np.ndarray:
 
 def frame_indices(num_frames: int, sampling: Sampling) -> np.ndarray:
     """Frame indices [num_clips, clip_len] for a video of num_frames frames, looping past the end."""
+    if sampling.mode == "segments" and num_frames >= 1:
+        return segment_indices(num_frames, sampling.num_clips * sampling.clip_len).reshape(sampling.num_clips, -1)
     offsets = clip_offsets(num_frames, sampling)
     indices = offsets[:, None] + np.arange(sampling.clip_len)[None, :] * sampling.frame_interval
     return np.mod(indices, num_frames)

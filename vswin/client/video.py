@@ -1,19 +1,22 @@
-"""Video files to uint8 clips: OpenCV decode of only the needed frames, short-side resize, crops.
+"""Video files to uint8 views: OpenCV decode of only the needed frames, a resize, crops.
 
 Frames are skipped with `grab()` and only kept frames are `retrieve()`d
 (converted to pixels): `CAP_PROP_POS_FRAMES` seeking is inexact on many
 containers (opencv issues 9053, 4890). Each kept frame is converted BGR->RGB and
 resized as soon as it is decoded, so a 4K video never sits in memory at full size.
-Preprocessing follows the official test pipeline: Resize(short side, keep
-ratio, bilinear, mmcv rounding) then CenterCrop or ThreeCrop.
+For a video model (`ClipCrops`) preprocessing follows the official test
+pipeline: Resize(short side, keep ratio, bilinear, mmcv rounding) then
+CenterCrop or ThreeCrop; frames for an image model get the image evaluation's
+(`vswin.client.image.ImageCrop`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -33,6 +36,34 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+
+
+class FrameViews(Protocol):
+    """How a decoded RGB frame becomes views: `resize` once per frame, then `num_crops` crops of `crop`
+    (H, W) at `offsets`."""
+
+    crop: tuple[int, int]
+    num_crops: int
+
+    def resize(self, frame: np.ndarray) -> np.ndarray: ...
+
+    def offsets(self, height: int, width: int) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class ClipCrops:
+    """The video test pipeline: short side to `short_side` (default: the crop's longer side), bilinear with
+    mmcv's rounding, then CenterCrop (1) or ThreeCrop (3) of `crop`."""
+
+    crop: tuple[int, int]
+    num_crops: int = 1
+    short_side: int | None = None
+
+    def resize(self, frame: np.ndarray) -> np.ndarray:
+        return resize_short_side(frame, self.short_side or max(self.crop))
+
+    def offsets(self, height: int, width: int) -> list[tuple[int, int]]:
+        return crop_offsets(height, width, self.crop, self.num_crops)
 
 
 @dataclass(frozen=True)
@@ -111,10 +142,10 @@ class _FrameCache:
     group needs them, so the stream never has to be reopened.
     """
 
-    def __init__(self, path: str | Path, last_use: dict[int, int], short_side: int) -> None:
+    def __init__(self, path: str | Path, last_use: dict[int, int], resize: Callable[[np.ndarray], np.ndarray]) -> None:
         self.path = path
         self.last_use = last_use
-        self.short_side = short_side
+        self.resize = resize
         self.capture = _open(path)
         self.position = 0
         self.frames: dict[int, np.ndarray] = {}
@@ -129,7 +160,7 @@ class _FrameCache:
                 ok, frame = self.capture.retrieve()
                 if not ok or frame is None:
                     raise VideoError(self.path, f"frame {self.position} could not be decoded")
-                self.frames[self.position] = resize_short_side(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), self.short_side)
+                self.frames[self.position] = self.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             self.position += 1
         return self.frames[index]
 
@@ -179,30 +210,39 @@ def iter_clip_batches(
 ) -> Iterator[VideoClips]:
     """Decode, sample, resize and crop one video into uint8 clips of the model's geometry, in groups.
 
+    `crop` is (H, W) from the model; `short_side` defaults to the smallest that
+    covers the crop (min(H, W) for the square crops of the official pipeline:
+    Resize(-1, 224) + ThreeCrop(224)). See iter_views.
+    """
+    return iter_views(path, sampling, ClipCrops(crop, num_crops, short_side), batch_clips)
+
+
+def iter_views(
+    path: str | Path, sampling: Sampling, views: FrameViews, batch_clips: int | None = None
+) -> Iterator[VideoClips]:
+    """Decode and sample one video and make each sampled frame into `views`, in groups of clips.
+
     Yields consecutive groups of at most `batch_clips` clips (default: all in
     one group), decoding the stream once and holding only the frames that
     pending groups need, so sliding windows over a long video run in bounded
-    memory. `crop` is (H, W) from the model; `short_side` defaults to the
-    smallest that covers the crop (min(H, W) for the square crops of the
-    official pipeline: Resize(-1, 224) + ThreeCrop(224)).
+    memory.
 
     If the container promises more frames than decode (a truncated file), the
     video is resampled over the frames that exist when that shows up before the
     first group; later, VideoError.
     """
-    short_side = short_side or max(crop)
     info = probe(path)
     num_frames = info.num_frames or count_frames(path)
     if num_frames == 0:
         raise VideoError(path, "no frames could be decoded (empty or corrupt stream)")
-    groups = _groups(path, sampling, crop, num_crops, short_side, batch_clips, num_frames, info.fps)
+    groups = _groups(path, sampling, views, batch_clips, num_frames, info.fps)
     try:
         first = next(groups)
     except _EndedEarly as ended:
         if ended.frames_seen == 0:
             raise VideoError(path, "no frames could be decoded (empty, truncated or corrupt stream)") from None
         log.warning("%s: header says %d frames, only %d decode (truncated?); sampling those", path, num_frames, ended.frames_seen)
-        groups = _groups(path, sampling, crop, num_crops, short_side, batch_clips, ended.frames_seen, info.fps)
+        groups = _groups(path, sampling, views, batch_clips, ended.frames_seen, info.fps)
         first = next(groups)
     yield first
     try:
@@ -214,9 +254,7 @@ def iter_clip_batches(
 def _groups(
     path: str | Path,
     sampling: Sampling,
-    crop: tuple[int, int],
-    num_crops: int,
-    short_side: int,
+    views: FrameViews,
     batch_clips: int | None,
     num_frames: int,
     fps: float,
@@ -225,11 +263,12 @@ def _groups(
     size = batch_clips or len(indices)
     groups = [indices[start : start + size] for start in range(0, len(indices), size)]
     last_use = {int(i): g for g, group in enumerate(groups) for i in np.unique(group)}
-    cache = _FrameCache(path, last_use, short_side)
+    cache = _FrameCache(path, last_use, views.resize)
+    crop, num_crops = views.crop, views.num_crops
     try:
         for g, group in enumerate(groups):
             first = cache.get(int(group[0, 0]))
-            offsets = crop_offsets(first.shape[0], first.shape[1], crop, num_crops)
+            offsets = views.offsets(first.shape[0], first.shape[1])
             clips = np.empty((group.shape[0], num_crops, group.shape[1], crop[0], crop[1], 3), dtype=np.uint8)
             for (k, t), index in np.ndenumerate(group):  # one copy per view frame, straight into the batch
                 frame = cache.get(int(index))

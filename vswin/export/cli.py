@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vswin import contract
-from vswin.export.options import GRAPH, PRECISIONS, XLA
+from vswin.export.options import ATTENTION_LAST, GRAPH, PRECISIONS, XLA, attention_blocks
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -46,10 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="Model base directory (BASE).")
     parser.add_argument("--name", required=True, help="Model name: the directory under BASE and the served name.")
     parser.add_argument("--version", type=int, help="Version number (default: the next free integer).")
-    parser.add_argument("--frames", type=int, default=contract.CLIP_LEN,
-                        help=f"Frames per clip T (default {contract.CLIP_LEN}).")
-    parser.add_argument("--size", type=_size, default=(contract.CROP_SIZE, contract.CROP_SIZE),
-                        help=f"Crop size: N or HxW (default {contract.CROP_SIZE}).")
+    parser.add_argument("--frames", type=int,
+                        help="Video models: frames per clip T (default: the preset's clip_len, "
+                        f"{contract.CLIP_LEN} for the collection). Image models take none.")
+    parser.add_argument("--size", type=_size,
+                        help="Input size: N or HxW (default: the preset's, 224 for video, img_size for images).")
     parser.add_argument("--precision", default="float32", choices=tuple(PRECISIONS),
                         help="Compute precision; outputs stay float32 (default float32).")
     parser.add_argument("--labels", help="Class names, one per line (default: class indices).")
@@ -59,51 +60,73 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--default-signature", choices=(XLA, GRAPH), default=XLA,
                         help="Which forward pass serves as serving_default (default xla); use graph for servers "
                         "that cannot compile XLA.")
+    parser.add_argument("--with-attention", action="store_true",
+                        help="Add the `attention` signature: post-softmax attention of the blocks "
+                        "--attention-blocks selects (large: see docs/model.md).")
+    parser.add_argument("--attention-blocks", metavar="SPEC",
+                        help="With --with-attention: 'last' (default), 'all', or a comma list of stages S "
+                        "and blocks S.B counted from 0, e.g. 3.0,3.1.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing version.")
     parser.set_defaults(func=run)
 
 
-def check_arguments(args: argparse.Namespace) -> None:
-    """ValueError for arguments that cannot work, found before TensorFlow loads (seconds, not a minute)."""
+def check_arguments(args: argparse.Namespace):
+    """The preset and the checked attention selection; ValueError (or VersionExistsError) for arguments that
+    cannot work, all found before TensorFlow loads (seconds, not a minute)."""
     from vswin.export.versions import check_target
-    from vswin.model.presets import get_config
+    from vswin.model.presets import get_preset
 
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise ValueError(f"--checkpoint {args.checkpoint} does not exist")
     if args.labels and not Path(args.labels).is_file():
         raise ValueError(f"--labels {args.labels} does not exist")
-    get_config(args.arch)  # unknown preset names and unreadable JSON files
+    preset = get_preset(args.arch)  # unknown preset names and unreadable JSON files
+    attention = _attention_selection(args, preset)
     if args.version is not None:
         check_target(Path(args.out) / args.name, args.version, args.overwrite)
+    return preset, attention
 
 
 def run(args: argparse.Namespace) -> int:
     from vswin.export.versions import VersionExistsError
 
     try:
-        check_arguments(args)
+        preset, attention = check_arguments(args)
     except (ValueError, VersionExistsError) as err:
         print(f"vswin export: {err}", file=sys.stderr)
         return 1
     import vswin.model
     from vswin.export import dtype_policy, export_model, read_labels
-    from vswin.model.convert import CheckpointError
+    from vswin.model import CheckpointError
 
     try:
         policy = dtype_policy(args.precision)
         labels = read_labels(Path(args.labels)) if args.labels else None
         if args.checkpoint:
-            model = vswin.model.load(args.checkpoint, args.arch, dtype=policy)
+            model = vswin.model.load(args.checkpoint, preset, dtype=policy)
         else:
-            model = vswin.model.build(args.arch, dtype=policy)
+            model = vswin.model.build(preset, dtype=policy)
         target = export_model(
             model, Path(args.out), args.name, version=args.version, frames=args.frames, size=args.size,
             precision=args.precision, labels=labels, batch_sizes=args.batch_sizes,
             default_signature=args.default_signature, overwrite=args.overwrite,
-            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None, attention_blocks=attention,
         )
     except (CheckpointError, VersionExistsError, ValueError, OSError) as err:
         print(f"vswin export: {err}", file=sys.stderr)
         return 1
     print(target)
     return 0
+
+
+def _attention_selection(args: argparse.Namespace, preset) -> str | None:
+    """The checked `--attention-blocks` spec (default `last`) with --with-attention, else None; family checks too."""
+    if preset.family == contract.IMAGE and args.frames is not None:
+        raise ValueError(f"--frames: {preset.name} is an image model, it takes images of --size, not clips")
+    if args.attention_blocks and not args.with_attention:
+        raise ValueError("--attention-blocks selects the blocks of --with-attention; pass both")
+    if not args.with_attention:
+        return None
+    spec = args.attention_blocks or ATTENTION_LAST
+    attention_blocks(spec, preset.backbone["depths"])
+    return spec

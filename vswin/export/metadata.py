@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -25,33 +26,48 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def serving_metadata(model, *, geometry, precision: str, default_signature: str) -> dict[str, Any]:
-    """What a client needs to feed the model like the original pipeline; also the `metadata` signature's answer."""
-    config = model.config
-    preprocessing = contract.video_preprocessing(clip_len=geometry.frames, frame_interval=config.frame_interval,
-                                                 size=max(geometry.height, geometry.width))
-    return {
-        "family": contract.VIDEO,
-        "architecture_name": config.name,
-        "clip": {"clip_len": geometry.frames, "height": geometry.height, "width": geometry.width, "channels": 3,
-                 "input_dtype": "uint8", "color": "RGB"},
+def serving_metadata(task, *, geometry, precision: str, default_signature: str,
+                     attention: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
+    """What a client needs to feed the model like the original pipeline; also the `metadata` signature's answer.
+
+    `preprocessing` is the task's (its preset's), with the export's geometry:
+    clip_len and size for video, size for images.
+    """
+    preprocessing = task.preprocessor.preprocessing
+    size = max(geometry.height, geometry.width)
+    if geometry.family == contract.VIDEO:
+        preprocessing = dataclasses.replace(preprocessing, clip_len=geometry.frames, size=size)
+        layout = {"clip": {"clip_len": geometry.frames, "height": geometry.height, "width": geometry.width}}
+    else:
+        preprocessing = dataclasses.replace(preprocessing, size=size)
+        layout = {"image": {"height": geometry.height, "width": geometry.width}}
+    for spec in layout.values():
+        spec.update({"channels": 3, "input_dtype": "uint8", "color": "RGB"})
+    served = {
+        "family": geometry.family,
+        "architecture_name": task.name,
+        **layout,
         "preprocessing": preprocessing.to_dict(),
-        "features_dim": config.features_dim,
-        "num_classes": config.num_classes if model.has_head else None,
+        "features_dim": task.features_dim,
+        "num_classes": task.num_classes if task.has_head else None,
         "precision": precision,
         "default_signature": default_signature,
     }
+    if attention:
+        served["attention_blocks"] = [contract.attention_output(stage, block) for stage, block in attention]
+    return served
 
 
-def export_metadata(model, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
+def export_metadata(task, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
                     signatures: Sequence[str], batch_sizes: Sequence[int], labels: Sequence[str] | None,
-                    model_name: str, version: int) -> dict[str, Any]:
-    """The full vswin.json: serving_metadata plus provenance (checkpoint, versions, time)."""
+                    model_name: str, version: int, attention: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
+    """The full vswin.json: serving_metadata plus provenance (architecture, checkpoint, versions, time)."""
     return {
         "model_name": model_name,
         "version": version,
-        **serving_metadata(model, geometry=geometry, precision=precision, default_signature=default_signature),
-        "architecture": model.config.to_dict(),
+        **serving_metadata(task, geometry=geometry, precision=precision, default_signature=default_signature,
+                           attention=attention),
+        "architecture": task.architecture(),
         "checkpoint": {
             "path": str(checkpoint.resolve()) if checkpoint else None,
             "sha256": sha256_of(checkpoint) if checkpoint else None,

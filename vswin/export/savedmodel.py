@@ -11,7 +11,7 @@ from typing import Sequence
 import keras
 
 from vswin import contract
-from vswin.export import metadata, signatures as sigs, versions, warmup
+from vswin.export import metadata, options, signatures as sigs, versions, warmup
 from vswin.export.options import PRECISIONS
 
 log = logging.getLogger("vswin.export")
@@ -32,44 +32,50 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
-def export_model(model, base: Path, name: str, *, version: int | None = None, frames: int = contract.CLIP_LEN,
-                 size: tuple[int, int] = (contract.CROP_SIZE, contract.CROP_SIZE), precision: str = "float32",
+def export_model(task, base: Path, name: str, *, version: int | None = None, frames: int | None = None,
+                 size: tuple[int, int] | None = None, precision: str = "float32",
                  labels: Sequence[str] | None = None, batch_sizes: Sequence[int] = contract.ALLOWED_BATCH_SIZES,
-                 default_signature: str = sigs.XLA, overwrite: bool = False,
-                 checkpoint: Path | None = None) -> Path:
-    """Export `model` (built with `precision`'s policy) to `base/name/version`; returns that directory.
+                 default_signature: str = sigs.XLA, overwrite: bool = False, checkpoint: Path | None = None,
+                 attention_blocks: str | None = None) -> Path:
+    """Export `task` (built with `precision`'s policy) to `base/name/version`; returns that directory.
 
-    Without `version`, takes the next free integer. Everything that can be
-    checked is checked before the first byte is written.
+    `task` is a `SwinFeatureExtractor` or `SwinClassifier` of either family.
+    Video exports take `frames` x `size` clips (default: the preset's clip_len
+    and size), image exports `size` images (default: the preset's size) and
+    no `frames`. `attention_blocks` (`last`, `all`, `S`, `S.B`, comma-separated)
+    adds the `attention` signature. Without `version`, takes the next free
+    integer. Everything that can be checked is checked before the first byte
+    is written.
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model name {name!r} must be a plain directory name")
-    if frames < 1 or min(size) < 1:
-        raise ValueError(f"clip geometry must be positive, got {frames} frames of {size[0]}x{size[1]}")
+    geometry = input_geometry(task, frames, size)
     if not batch_sizes or min(batch_sizes) < 1:
         raise ValueError(f"warmup batch sizes must be positive integers, got {list(batch_sizes)}")
+    attention = options.attention_blocks(attention_blocks, task.backbone.depths) if attention_blocks else []
     model_base = Path(base) / name
     if version is not None:
         versions.check_target(model_base, version, overwrite)
     started = time.monotonic()
-    log.info("exporting %s: tracing the signatures for %dx%dx%d clips", name, frames, *size)
-    geometry = sigs.ClipGeometry(frames, *size)
-    served = metadata.serving_metadata(model, geometry=geometry, precision=precision,
-                                       default_signature=default_signature)
-    endpoints = sigs.build_signatures(model, geometry, default_signature, labels, json.dumps(served))
+    log.info("exporting %s: tracing the signatures for %s input %s", name, geometry.family,
+             "x".join(map(str, geometry.shape)))  # fmt: skip
+    served = metadata.serving_metadata(task, geometry=geometry, precision=precision,
+                                       default_signature=default_signature, attention=attention)
+    endpoints = sigs.build_signatures(task, geometry, default_signature, labels, json.dumps(served), attention)
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(task)
     for endpoint in endpoints:
         archive.add_endpoint(endpoint.name, endpoint.traced())
     log.info("exporting %s: traced %d signatures (%.1f s)", name, len(endpoints), time.monotonic() - started)
 
     names = [endpoint.name for endpoint in endpoints]
-    # Warm up every frames signature a server of this export can run: with the graph default that is
+    # Warm up every uint8 signature a server of this export can run: with the graph default that is
     # a server without XLA, where replaying `features_xla` would fail and keep the version from loading.
-    frame_signatures = [
+    # `attention` is left to its first call: its outputs are large, and it serves occasional inspection.
+    warm = [
         e.name for e in endpoints
-        if e.input_spec.name == contract.FRAMES and not (e.jit_compile and default_signature == sigs.GRAPH)
+        if e.takes_pixels and e.name != contract.ATTENTION and not (e.jit_compile and default_signature == sigs.GRAPH)
     ]
     with (
         versions.reserved_version(model_base, version) as version,
@@ -78,15 +84,33 @@ def export_model(model, base: Path, name: str, *, version: int | None = None, fr
         archive.write_out(str(staging), verbose=False)
         log.info("exporting %s: wrote the SavedModel (%.1f s)", name, time.monotonic() - started)
         assets_extra = staging / contract.ASSETS_EXTRA
-        warmup.write_warmup(assets_extra, warmup.warmup_logs(name, frame_signatures, batch_sizes, (frames, *size, 3)))
-        log.info("exporting %s: warmup requests for %s at batch sizes %s (%.1f s)", name, ", ".join(frame_signatures),
+        logs = warmup.warmup_logs(name, warm, batch_sizes, geometry.shape, contract.uint8_input(geometry.family))
+        warmup.write_warmup(assets_extra, logs)
+        log.info("exporting %s: warmup requests for %s at batch sizes %s (%.1f s)", name, ", ".join(warm),
                  ",".join(map(str, batch_sizes)), time.monotonic() - started)  # fmt: skip
         metadata.write_metadata(assets_extra, metadata.export_metadata(
-            model, checkpoint=checkpoint, geometry=geometry, precision=precision,
+            task, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
-            model_name=name, version=version,
+            model_name=name, version=version, attention=attention,
         ))
     target = model_base / str(version)
     log.info("exported %s version %d to %s in %.1f s (signatures: %s)", name, version, target,
              time.monotonic() - started, ", ".join(names))  # fmt: skip
     return target
+
+
+def input_geometry(task, frames: int | None, size: tuple[int, int] | None) -> sigs.InputGeometry:
+    """The export's fixed input: the task's preset sizes unless given; `frames` only for video."""
+    preprocessing = task.preprocessor.preprocessing
+    height, width = size or (preprocessing.size, preprocessing.size)
+    if task.family == contract.IMAGE:
+        if frames is not None:
+            raise ValueError(f"{task.name} is an image model: it takes images, not clips of {frames} frames")
+        frames_or_none = None
+    else:
+        frames_or_none = preprocessing.clip_len if frames is None else frames
+        if frames_or_none < 1:
+            raise ValueError(f"clip geometry must be positive, got {frames_or_none} frames of {height}x{width}")
+    if min(height, width) < 1:
+        raise ValueError(f"input size must be positive, got {height}x{width}")
+    return sigs.InputGeometry(task.family, frames_or_none, height, width)

@@ -1,9 +1,10 @@
-"""The serving signatures of an exported Video Swin model (DESIGN.md, "Exported SavedModel").
+"""The serving signatures of an exported Swin task, video or image (docs/export.md).
 
-Every signature takes a fixed clip geometry (T, H, W visible in its input
-shape) and a dynamic batch. `frames` signatures take RGB uint8 and normalise
-in the graph, so clients send 4x fewer bytes than float clips and need no
-knowledge of mean/std. Outputs are float32 whatever the compute precision.
+Every signature takes a fixed input geometry (T, H, W of a clip, or H, W of
+an image, visible in its input shape) and a dynamic batch. uint8 signatures
+run the task's preprocessor in the graph, so clients send 4x fewer bytes
+than float input and need no knowledge of mean/std. Outputs are float32
+whatever the compute precision.
 """
 
 from __future__ import annotations
@@ -15,20 +16,28 @@ import numpy as np
 import tensorflow as tf
 
 from vswin import contract
-from vswin.contract import GRAPH, MEAN, STD, XLA
+from vswin.contract import GRAPH, XLA
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipGeometry:
-    frames: int
+class InputGeometry:
+    """The fixed input of an export: `frames` x height x width clips, or height x width images (frames None)."""
+
+    family: str
+    frames: int | None
     height: int
     width: int
 
-    def frames_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.uint8, name=contract.FRAMES)
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One input without the batch dimension."""
+        return (*([self.frames] if self.family == contract.VIDEO else []), self.height, self.width, 3)
 
-    def clips_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None, self.frames, self.height, self.width, 3], tf.float32, name=contract.CLIPS)
+    def uint8_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, *self.shape], tf.uint8, name=contract.uint8_input(self.family))
+
+    def float_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, *self.shape], tf.float32, name=contract.float_input(self.family))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +55,11 @@ class Signature:
     input_spec: tf.TensorSpec
     fn: Callable
 
+    @property
+    def takes_pixels(self) -> bool:
+        """uint8 input (`frames` or `images`): what warmup records can replay with zeros."""
+        return self.input_spec.dtype == tf.uint8
+
     def traced(self) -> tf.types.experimental.GenericFunction:
         function = tf.function(self.fn, input_signature=[self.input_spec], autograph=False)
         function.get_concrete_function()
@@ -56,44 +70,38 @@ def _compiled(fn: Callable, jit_compile: bool) -> Callable:
     return tf.function(fn, jit_compile=jit_compile, autograph=False)
 
 
-def normalize(frames: tf.Tensor) -> tf.Tensor:
-    """uint8 RGB frames -> float32 clips with the official mean/std."""
-    mean = tf.constant(MEAN, tf.float32)
-    std = tf.constant(STD, tf.float32)
-    return (tf.cast(frames, tf.float32) - mean) / std
-
-
-def build_signatures(model, geometry: ClipGeometry, default: str = XLA,
-                     labels: Sequence[str] | None = None, metadata_json: str = "{}") -> list[Signature]:
-    """The signatures for `model`; `default` picks which of XLA/graph serves as `serving_default`.
+def build_signatures(task, geometry: InputGeometry, default: str = XLA, labels: Sequence[str] | None = None,
+                     metadata_json: str = "{}",
+                     attention_blocks: Sequence[tuple[int, int]] = ()) -> list[Signature]:
+    """The signatures for `task`; `default` picks which of XLA/graph serves as `serving_default`.
 
     The non-default variant stays available by name (`features_graph` or
     `features_xla`); the other signatures follow the default's compilation,
     so a server that cannot compile XLA works with `default="graph"`.
-    `metadata_json` is what the `metadata` signature returns.
+    `metadata_json` is what the `metadata` signature returns; `attention_blocks`
+    ((stage, block) pairs) adds the `attention` signature.
     """
     if default not in (XLA, GRAPH):
         raise ValueError(f"default signature must be {XLA!r} or {GRAPH!r}, not {default!r}")
     jit = default == XLA
     # One traced forward pass per compilation mode, shared by the signatures that use it.
-    forward = _compiled(model, jit)
-    alternate_forward = _compiled(model, not jit)
-    frames_spec = geometry.frames_spec()
+    forward = _compiled(task.extract, jit)
+    alternate_forward = _compiled(task.extract, not jit)
+    preprocess = task.preprocessor
+    pixels = geometry.uint8_spec()
     alternate = contract.FEATURES_GRAPH if jit else contract.FEATURES_XLA
     features, feature_map = contract.FEATURES, contract.FEATURE_MAP_OUTPUT
     signatures = [
-        Signature(contract.SERVING_DEFAULT, jit, frames_spec,
-                  lambda frames: {features: forward(normalize(frames))[features]}),
-        Signature(alternate, not jit, frames_spec,
-                  lambda frames: {features: alternate_forward(normalize(frames))[features]}),
-        Signature(contract.FEATURES_FLOAT, jit, geometry.clips_spec(),
-                  lambda clips: {features: forward(clips)[features]}),
-        Signature(contract.FEATURE_MAP, jit, frames_spec,
-                  lambda frames: {feature_map: forward(normalize(frames))[feature_map]}),
+        Signature(contract.SERVING_DEFAULT, jit, pixels, lambda x: {features: forward(preprocess(x))[features]}),
+        Signature(alternate, not jit, pixels, lambda x: {features: alternate_forward(preprocess(x))[features]}),
+        Signature(contract.FEATURES_FLOAT, jit, geometry.float_spec(), lambda x: {features: forward(x)[features]}),
+        Signature(contract.FEATURE_MAP, jit, pixels, lambda x: {feature_map: forward(preprocess(x))[feature_map]}),
         metadata_signature(metadata_json),
     ]
-    if model.has_head:
-        signatures.append(Signature(contract.CLASSIFY, jit, frames_spec, _classify_fn(forward, model, labels)))
+    if task.has_head:
+        signatures.append(Signature(contract.CLASSIFY, jit, pixels, _classify_fn(forward, task, labels)))
+    if attention_blocks:
+        signatures.append(Signature(contract.ATTENTION, jit, pixels, _attention_fn(task, geometry, attention_blocks, jit)))
     return signatures
 
 
@@ -112,15 +120,15 @@ def metadata_signature(metadata_json: str) -> Signature:
     return Signature(contract.METADATA, False, spec, metadata)
 
 
-def _classify_fn(forward: Callable, model, labels: Sequence[str] | None) -> Callable:
-    classes = model.config.num_classes
+def _classify_fn(forward: Callable, task, labels: Sequence[str] | None) -> Callable:
+    classes = task.num_classes
     if labels is not None and len(labels) != classes:
         raise ValueError(f"label file has {len(labels)} labels, the checkpoint's head has {classes} classes")
     names = tf.constant(np.array(labels if labels is not None else [str(i) for i in range(classes)], dtype=object))
     k = min(contract.DEFAULT_TOP_K, classes)
 
-    def classify(frames):
-        logits = forward(normalize(frames))[contract.LOGITS]
+    def classify(pixels):
+        logits = forward(task.preprocessor(pixels))[contract.LOGITS]
         probabilities = tf.nn.softmax(logits, axis=-1)
         top = tf.math.top_k(probabilities, k=k)
         return {
@@ -132,3 +140,23 @@ def _classify_fn(forward: Callable, model, labels: Sequence[str] | None) -> Call
         }
 
     return classify
+
+
+def _attention_fn(task, geometry: InputGeometry, blocks: Sequence[tuple[int, int]], jit: bool) -> Callable:
+    """Selected blocks' attention, each [B, num_windows, heads, N, N]: the model's [B * num_windows, ...]
+    with the batch split out, so a batching server can hand each request its own rows."""
+    depths = task.backbone.depths
+    flat = [sum(depths[:stage]) + block for stage, block in blocks]
+    shapes = task.backbone.attention_shapes((1, *geometry.shape))  # batch 1: [num_windows, heads, N, N]
+
+    def selected(x):
+        attention = task.extract(x, return_attention=True)[contract.ATTENTION]
+        return [tf.reshape(attention[i], (-1, *shapes[i])) for i in flat]
+
+    forward = _compiled(selected, jit)
+
+    def attention(pixels):
+        outputs = forward(task.preprocessor(pixels))
+        return {contract.attention_output(stage, block): out for (stage, block), out in zip(blocks, outputs)}
+
+    return attention

@@ -1,7 +1,7 @@
 """`assets.extra/tf_serving_warmup_requests`: requests TF Serving replays at load (--enable_model_warmup).
 
-One PredictRequest per frames-taking signature and batch size, so every
-XLA cluster compiles before the first user request. Frames are all zero and
+One PredictRequest per uint8 signature and batch size, so every XLA
+cluster compiles before the first user request. Pixels are all zero and
 stored the compact way TensorProto allows (one value, broadcast to the
 shape), so a Swin-T warmup file is a few KB instead of hundreds of MB.
 """
@@ -18,21 +18,22 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from vswin.contract import FRAMES, MAX_WARMUP_RECORDS, WARMUP_FILE
 
 
-def zero_frames(shape: Iterable[int]) -> tensor_pb2.TensorProto:
+def zero_pixels(shape: Iterable[int]) -> tensor_pb2.TensorProto:
     dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=int(size)) for size in shape]
     return tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims),
                                   int_val=[0])
 
 
 def warmup_logs(model_name: str, signatures: Iterable[str], batch_sizes: Iterable[int],
-                clip_shape: tuple[int, int, int, int], input_name: str = FRAMES) -> list[prediction_log_pb2.PredictionLog]:
+                input_shape: tuple[int, ...], input_name: str = FRAMES) -> list[prediction_log_pb2.PredictionLog]:
+    """Requests of zeros shaped [batch, *input_shape] under `input_name` (`frames` or `images`)."""
     logs = []
     for signature in signatures:
         for batch in batch_sizes:
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
             )
-            request.inputs[input_name].CopyFrom(zero_frames((batch, *clip_shape)))
+            request.inputs[input_name].CopyFrom(zero_pixels((batch, *input_shape)))
             logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     if len(logs) > MAX_WARMUP_RECORDS:
         raise ValueError(f"{len(logs)} warmup requests; TF Serving replays at most {MAX_WARMUP_RECORDS}")

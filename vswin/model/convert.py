@@ -1,153 +1,246 @@
-"""Official PyTorch checkpoints (mmaction2 layout) into the Keras model.
+"""Checkpoints into the Keras model: official `.pth`, timm `.safetensors`/`.pth`, converted `.weights.h5`.
 
-A checkpoint is `{'state_dict': {'backbone.*': ..., 'cls_head.fc_cls.*': ...}}`
-or a bare state dict (with or without the `backbone.` prefix). Every Keras
-variable gets exactly one tensor, checked for shape; `relative_position_index`
-buffers are not trusted (the model computes its own) but must agree with the
-architecture's window when present. Any key that is missing, left over or of
-the wrong shape stops the conversion with a `CheckpointError` naming it.
+Every Keras variable gets exactly one tensor, checked for shape. Buffers are
+not trusted (the model computes its own) but must agree with the
+architecture when present: `relative_position_index` with each block's
+window, and (image family) `attn_mask` with the shifted-window mask at the
+architecture's img_size. Any key that is missing, left over or of the wrong
+shape, and a checkpoint of the other family, stops the conversion with a
+`CheckpointError` naming it; nothing is assigned before everything is checked.
+This module depends on the model, never the reverse.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from keras import ops
 
 from vswin.atomic import publish
-from vswin.model.layers import relative_position_index
+from vswin.contract import IMAGE, VIDEO
+from vswin.model import checkpoint_files as files
+from vswin.model.checkpoint_files import CheckpointError
+from vswin.model.layers import MASKED, bias_index, effective_window
+from vswin.model.presets import Preset
 
-HEAD_PREFIX = "cls_head.fc_cls."
-_IGNORED_SUFFIXES = ("relative_position_index", "num_batches_tracked")
-
-
-class CheckpointError(ValueError):
-    """The checkpoint cannot be read or does not fit the requested architecture."""
-
-
-def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Tensors of a `.pth` file as float32/int numpy arrays, keys normalised to `backbone.*`/`cls_head.*`."""
-    try:
-        import torch
-    except ImportError as err:
-        raise CheckpointError(
-            f"reading {path} needs PyTorch: pip install 'vswin-serving[convert]' (a CPU build of torch is enough)"
-        ) from err
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file: {err}") from err
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise CheckpointError(f"checkpoint {path} holds no state dict")
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    if not any(key.startswith("backbone.") for key in state):
-        state = {key if key.startswith("cls_head.") else f"backbone.{key}": value for key, value in state.items()}
-    arrays = {}
-    for key, value in state.items():
-        if not hasattr(value, "detach"):
-            raise CheckpointError(f"checkpoint {path}: entry {key!r} is not a tensor")
-        array = value.detach().cpu().numpy()
-        arrays[key] = array.astype("float32") if array.dtype.kind == "f" else array
-    return arrays
+_FAMILY_NAMES = {VIDEO: "a Video Swin (video) model", IMAGE: "an image Swin model"}
+_BUFFERS = ("relative_position_index", "attn_mask", "num_batches_tracked")
 
 
-def has_head(state: dict[str, np.ndarray]) -> bool:
-    return f"{HEAD_PREFIX}weight" in state
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One checkpoint tensor for one Keras variable; `layout` names the axis change from PyTorch."""
+
+    key: str
+    variable: object
+    layout: str | None = None  # None, "linear", "conv3d", "conv2d" (into a 1 x kH x kW Conv3D kernel)
+
+    def torch_shape(self) -> tuple[int, ...]:
+        shape = tuple(self.variable.shape)
+        if self.layout == "linear":
+            return shape[::-1]
+        if self.layout == "conv3d":  # Keras [kT, kH, kW, in, out] <- PyTorch [out, in, kT, kH, kW]
+            return (shape[4], shape[3], *shape[:3])
+        if self.layout == "conv2d":
+            return (shape[4], shape[3], *shape[1:3])
+        return shape
+
+    def to_keras(self, value: np.ndarray) -> np.ndarray:
+        if self.layout == "linear":
+            return value.T
+        if self.layout == "conv3d":
+            return np.transpose(value, (2, 3, 4, 1, 0))
+        if self.layout == "conv2d":
+            return np.transpose(value, (2, 3, 1, 0))[None]
+        return value
 
 
-# Axis permutations from PyTorch's layout to Keras's: Linear [out, in] -> [in, out];
-# Conv3d [out, in, kT, kH, kW] -> [kT, kH, kW, in, out].
-_LINEAR = (1, 0)
-_CONV3D = (2, 3, 4, 1, 0)
-Entry = tuple[str, object, "tuple[int, ...] | None"]
-
-
-def _dense(layer, prefix: str) -> Iterator[Entry]:
-    yield f"{prefix}.weight", layer.kernel, _LINEAR
+def _dense(layer, key: str) -> Iterator[Entry]:
+    yield Entry(f"{key}.weight", layer.kernel, "linear")
     if layer.use_bias:
-        yield f"{prefix}.bias", layer.bias, None
+        yield Entry(f"{key}.bias", layer.bias)
 
 
-def _norm(layer, prefix: str) -> Iterator[Entry]:
-    yield f"{prefix}.weight", layer.gamma, None
-    yield f"{prefix}.bias", layer.beta, None
+def _norm(layer, key: str) -> Iterator[Entry]:
+    yield Entry(f"{key}.weight", layer.gamma)
+    yield Entry(f"{key}.bias", layer.beta)
 
 
-def weight_map(model) -> list[Entry]:
-    """(checkpoint key, Keras variable, axis permutation) for every variable of a `VideoSwin` model."""
-    backbone = model.backbone
+def weight_map(backbone, head=None) -> list[Entry]:
+    """Every variable of `backbone` (and `head`) with its key in the family's official layout."""
+    prefix = files.VIDEO_PREFIX if backbone.family == VIDEO else ""
+    conv = "conv3d" if backbone.family == VIDEO else "conv2d"
     entries = [
-        ("backbone.patch_embed.proj.weight", backbone.patch_embed.proj.kernel, _CONV3D),
-        ("backbone.patch_embed.proj.bias", backbone.patch_embed.proj.bias, None),
+        Entry(f"{prefix}patch_embed.proj.weight", backbone.patch_embed.proj.kernel, conv),
+        Entry(f"{prefix}patch_embed.proj.bias", backbone.patch_embed.proj.bias),
     ]
     if backbone.patch_embed.norm is not None:
-        entries += _norm(backbone.patch_embed.norm, "backbone.patch_embed.norm")
+        entries += _norm(backbone.patch_embed.norm, f"{prefix}patch_embed.norm")
     for i, stage in enumerate(backbone.stages):
         for j, block in enumerate(stage.blocks):
-            prefix = f"backbone.layers.{i}.blocks.{j}"
-            entries += _norm(block.norm1, f"{prefix}.norm1")
-            entries.append((f"{prefix}.attn.relative_position_bias_table",
-                            block.attn.relative_position_bias_table, None))
-            entries += _dense(block.attn.qkv, f"{prefix}.attn.qkv")
-            entries += _dense(block.attn.proj, f"{prefix}.attn.proj")
-            entries += _norm(block.norm2, f"{prefix}.norm2")
-            entries += _dense(block.fc1, f"{prefix}.mlp.fc1")
-            entries += _dense(block.fc2, f"{prefix}.mlp.fc2")
+            key = f"{prefix}layers.{i}.blocks.{j}"
+            entries += _norm(block.norm1, f"{key}.norm1")
+            entries.append(Entry(f"{key}.attn.relative_position_bias_table", block.attn.relative_position_bias_table))
+            entries += _dense(block.attn.qkv, f"{key}.attn.qkv")
+            entries += _dense(block.attn.proj, f"{key}.attn.proj")
+            entries += _norm(block.norm2, f"{key}.norm2")
+            entries += _dense(block.fc1, f"{key}.mlp.fc1")
+            entries += _dense(block.fc2, f"{key}.mlp.fc2")
         if stage.downsample is not None:
-            entries += _dense(stage.downsample.reduction, f"backbone.layers.{i}.downsample.reduction")
-            entries += _norm(stage.downsample.norm, f"backbone.layers.{i}.downsample.norm")
-    entries += _norm(backbone.norm, "backbone.norm")
-    if model.head is not None:
-        entries += _dense(model.head, HEAD_PREFIX.rstrip("."))
+            entries += _dense(stage.downsample.reduction, f"{prefix}layers.{i}.downsample.reduction")
+            entries += _norm(stage.downsample.norm, f"{prefix}layers.{i}.downsample.norm")
+    entries += _norm(backbone.norm, f"{prefix}norm")
+    if head is not None:
+        entries += _dense(head, head_key(backbone.family))
     return entries
 
 
-def assign_state_dict(model, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
-    """Set every weight of `model` from `state`, or raise naming the first key that does not fit."""
-    entries = weight_map(model)
-    expected = {key for key, _, _ in entries}
-    _check_position_index(model, state, source)
+def head_key(family: str) -> str:
+    return files.VIDEO_HEAD if family == VIDEO else files.IMAGE_HEAD
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointWeights:
+    """A checkpoint file read once, checked against `preset`, ready to assign to a task or backbone."""
+
+    path: Path
+    preset: Preset
+    state: dict[str, np.ndarray] | None  # None for Keras .weights.h5 files
+    head_classes: int | None
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_classes is not None
+
+    def assign(self, model, head: bool = True) -> None:
+        """Set every weight of `model` (a task or a backbone); the head too when `head` and the model has one."""
+        backbone = getattr(model, "backbone", model)
+        target_head = getattr(model, "head", None) if head else None
+        if self.state is None:
+            _assign_keras_weights(self, backbone, target_head)
+        else:
+            assign_state_dict(backbone, target_head, self.state, self.preset.name, str(self.path))
+
+
+def open_checkpoint(path: str | Path, preset: Preset) -> CheckpointWeights:
+    """Read `path` (`.pth`, `.safetensors` or `.weights.h5`) for `preset`; errors name the file and the problem."""
+    path = Path(path)
+    if path.name.endswith(".weights.h5"):
+        return CheckpointWeights(path, preset, None, _keras_head_classes(path))
+    state = files.read_arrays(path)
+    found = files.family_of(state)
+    if found is not None and found != preset.family:
+        raise CheckpointError(
+            f"{path} holds {_FAMILY_NAMES[found]} (its patch embedding is a {4 if found == IMAGE else 5}-D "
+            f"convolution), but architecture {preset.name!r} is {_FAMILY_NAMES[preset.family]}: "
+            f"pick {'an image' if found == IMAGE else 'a video'} architecture for this checkpoint"
+        )
+    state = files.video_layout(state) if preset.family == VIDEO else files.image_layout(state)
+    head_weight = state.get(f"{head_key(preset.family)}.weight")
+    return CheckpointWeights(path, preset, state, None if head_weight is None else int(head_weight.shape[0]))
+
+
+def assign_state_dict(backbone, head, state: dict[str, np.ndarray], arch_name: str, source: str) -> None:
+    """Set every weight of `backbone` (and `head`) from `state`, or raise naming the first key that does not fit."""
+    entries = weight_map(backbone, head)
+    expected = {entry.key for entry in entries}
+    checkpoint_head = head_key(backbone.family) + "."
+    _check_buffers(backbone, state, source)
     for key in state:
-        if key not in expected and not key.endswith(_IGNORED_SUFFIXES) and (model.has_head or not key.startswith(HEAD_PREFIX)):
-            raise CheckpointError(
-                f"{source}: key {key!r} has no place in architecture {model.config.name!r} "
-                "(is the checkpoint for a deeper or different model?)"
-            )
+        if key in expected or key.endswith(_BUFFERS) or (head is None and key.startswith(checkpoint_head)):
+            continue
+        raise CheckpointError(
+            f"{source}: key {key!r} has no place in architecture {arch_name!r} "
+            "(is the checkpoint for a deeper or different model?)"
+        )
     values = []
-    for key, variable, perm in entries:
-        if key not in state:
-            raise CheckpointError(f"{source}: missing key {key!r} required by architecture {model.config.name!r}")
-        needed = tuple(variable.shape) if perm is None else tuple(variable.shape[i] for i in np.argsort(perm))
-        if tuple(state[key].shape) != needed:
+    for entry in entries:
+        if entry.key not in state:
+            raise CheckpointError(f"{source}: missing key {entry.key!r} required by architecture {arch_name!r}")
+        value = state[entry.key]
+        if tuple(value.shape) != entry.torch_shape():
             raise CheckpointError(
-                f"{source}: key {key!r} has shape {tuple(state[key].shape)}, "
-                f"architecture {model.config.name!r} needs {needed}"
+                f"{source}: key {entry.key!r} has shape {tuple(value.shape)}, "
+                f"architecture {arch_name!r} needs {entry.torch_shape()}"
             )
-        values.append((variable, state[key] if perm is None else np.transpose(state[key], perm)))
+        values.append((entry.variable, entry.to_keras(value)))
     for variable, value in values:
         variable.assign(value)
 
 
-def _check_position_index(model, state: dict[str, np.ndarray], source: str) -> None:
-    from keras import ops
+def _check_buffers(backbone, state: dict[str, np.ndarray], source: str) -> None:
+    """`relative_position_index` and `attn_mask` buffers, where present, must be what the architecture implies."""
+    prefix = files.VIDEO_PREFIX if backbone.family == VIDEO else ""
+    for i, stage in enumerate(backbone.stages):
+        index = ops.convert_to_numpy(bias_index(stage.window_size, stage.window_size))
+        masks = _original_masks(backbone, i) if backbone.family == IMAGE else {}
+        for j in range(stage.depth):
+            key = f"{prefix}layers.{i}.blocks.{j}.attn.relative_position_index"
+            if key in state and not _equal(state[key], index):
+                raise CheckpointError(
+                    f"{source}: key {key!r} does not match window {stage.window_size} "
+                    f"(shape {tuple(state[key].shape)}, expected {index.shape})"
+                )
+            key = f"{prefix}layers.{i}.blocks.{j}.attn_mask"
+            if key in state and not _equal(state[key], masks.get(j % 2)):
+                expected = "no mask (unshifted windows)" if masks.get(j % 2) is None else f"{masks[j % 2].shape}"
+                raise CheckpointError(
+                    f"{source}: key {key!r} (shape {tuple(state[key].shape)}) does not match the shifted windows of "
+                    f"architecture at img_size {backbone.arch_args()['img_size']}: expected {expected}"
+                )
 
-    expected = ops.convert_to_numpy(relative_position_index(model.config.window_size))
-    for key, value in state.items():
-        if key.endswith("relative_position_index") and (
-            value.shape != expected.shape or not np.array_equal(value, expected)
-        ):
-            raise CheckpointError(
-                f"{source}: key {key!r} does not match window {model.config.window_size} "
-                f"(shape {tuple(value.shape)}, expected {expected.shape})"
-            )
+
+def _original_masks(backbone, stage_index: int) -> dict[int, np.ndarray | None]:
+    """{0: None, 1: mask or None}: the image original's attn_mask of the unshifted/shifted blocks of a stage."""
+    args = backbone.arch_args()
+    resolution = args["img_size"] // args["patch_size"] // 2**stage_index
+    stage = backbone.stages[stage_index]
+    size = (1, resolution, resolution)
+    window, shift = effective_window(size, stage.window_size, stage.shift_size, IMAGE)
+    if not any(shift):
+        return {0: None, 1: None}
+    regions = ops.convert_to_numpy(stage.shift_regions(size))
+    return {0: None, 1: np.where(regions[:, None, :] != regions[:, :, None], MASKED, 0.0).astype("float32")}
+
+
+def _equal(value: np.ndarray, expected: np.ndarray | None) -> bool:
+    return expected is not None and value.shape == expected.shape and np.array_equal(value, expected)
+
+
+def _keras_head_classes(path: Path) -> int | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as weights:
+            head = weights.get("head/vars")
+            return int(head["0"].shape[-1]) if head is not None and len(head) else None
+    except OSError as err:
+        raise CheckpointError(f"weights file {path} is not readable: {err}") from err
+
+
+def _assign_keras_weights(weights: CheckpointWeights, backbone, head) -> None:
+    """Load a `.weights.h5` written from a task of `weights.preset` (by `vswin convert` or `save_weights`)."""
+    from vswin.model.backbone import BACKBONES
+    from vswin.model.tasks import SwinFeatureExtractor
+
+    preset = weights.preset
+    source = SwinFeatureExtractor(BACKBONES[preset.family](**preset.backbone), num_classes=weights.head_classes)
+    try:
+        source.load_weights(weights.path)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"weights file {weights.path} does not fit architecture {weights.preset.name!r}: {err}"
+        ) from err
+    if head is not None and (source.head is None or tuple(source.head.kernel.shape) != tuple(head.kernel.shape)):
+        raise CheckpointError(f"weights file {weights.path} has no head of {head.units} classes")
+    backbone.set_weights(source.backbone.get_weights())
+    if head is not None:
+        head.set_weights(source.head.get_weights())
 
 
 def save_weights_atomically(model, out: str | Path) -> Path:
@@ -167,21 +260,5 @@ def save_weights_atomically(model, out: str | Path) -> Path:
     return out
 
 
-def load_keras_weights(path: str | Path, config, dtype: str | None = None):
-    """A model with weights from a `.weights.h5` written by `vswin convert` (head kept if the file has one)."""
-    import h5py
-
-    from vswin.model import build
-
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as weights:
-            include_head = len(weights.get("head/vars", {})) > 0
-    except (OSError, FileNotFoundError) as err:
-        raise CheckpointError(f"weights file {path} is not readable: {err}") from err
-    model = build(config, include_head=include_head, dtype=dtype)
-    try:
-        model.load_weights(path)
-    except (ValueError, KeyError) as err:
-        raise CheckpointError(f"weights file {path} does not fit architecture {config.name!r}: {err}") from err
-    return model
+__all__ = ["CheckpointError", "CheckpointWeights", "assign_state_dict", "open_checkpoint", "save_weights_atomically",
+           "weight_map"]

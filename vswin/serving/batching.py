@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from google.protobuf import text_format
 
+from vswin import contract
 from vswin.serving.config_protos import BatchingParameters
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class QueueFullError(Exception):
 
 
 class BatchTooLargeError(ValueError):
-    """A single request has more rows than max_batch_size (TF Serving answers INVALID_ARGUMENT)."""
+    """A single request has more rows than max_batch_size (INVALID_ARGUMENT with TF Serving's wording)."""
 
 
 def _default_threads() -> int:
@@ -185,9 +186,7 @@ class BatchScheduler:
         inputs = {name: np.asarray(value) for name, value in inputs.items()}
         rows = _rows(inputs)
         if rows > self.options.max_batch_size:
-            raise BatchTooLargeError(
-                f"the request has batch size {rows}, more than max_batch_size {self.options.max_batch_size}"
-            )
+            raise BatchTooLargeError(contract.batch_too_large(rows, self.options.max_batch_size))
         task = _Task(inputs, rows)
         self._enqueue(key, task, _spec(inputs), run)
         if not task.done.wait(timeout):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vswin import contract
 from vswin.serving.errors import invalid_argument, resource_exhausted
 from vswin.serving.flags import DEFAULT_MAX_REQUEST_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
 from vswin.serving.tensors import DeclaredTensor, nbytes
@@ -44,9 +45,9 @@ class RequestLimits:
             shape = tuple(tensor.shape)
             rows = shape[0] if shape else 1
             if self.max_rows and rows > self.max_rows:
-                raise invalid_argument(
-                    f"the request has batch size {rows}, more than --max_request_batch_size {self.max_rows} "
-                    f"(input '{name}'); send at most {self.max_rows} rows per request"
+                raise invalid_argument(  # the batcher's words, so clients learn the limit from either
+                    f"{contract.batch_too_large(rows, self.max_rows)} (--max_request_batch_size of a server "
+                    f"without batching; input '{name}'): send at most {self.max_rows} rows per request"
                 )
             total += nbytes(tensor)
         if self.max_bytes and total > self.max_bytes:

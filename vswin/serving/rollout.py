@@ -299,53 +299,68 @@ class Rollout:
 
 
 class ServerControl:
-    """ModelService calls on a running TF Serving (or `vswin serve`): reload the config, ask a version's state."""
+    """ModelService calls on a running TF Serving (or `vswin serve`): reload the config, ask a version's state.
 
-    def __init__(self, target: str, timeout: float = 120.0) -> None:
-        """`timeout` bounds each call; a reload may block until the versions it adds have loaded."""
-        import grpc
-        from tensorflow_serving.apis import model_service_pb2_grpc
+    A driver of the client core (vswin.client.rpc, .core): the client's
+    channel settings (TLS included), retries of UNAVAILABLE within each call's
+    deadline, and its GetModelStatus request and reading; the reload request
+    is TF Serving's own message.
+    """
+
+    def __init__(self, target: str, timeout: float = 120.0, **channel: object) -> None:
+        """`timeout` bounds each call; a reload may block until the versions it adds have loaded. Channel
+        keyword arguments (tls, root_certificates, ...) go to vswin.client.ChannelSettings."""
+        from vswin.client.channel import ChannelSettings, RetryPolicy
+        from vswin.client.rpc import Rpc
 
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
-        self._stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._retry = RetryPolicy()
+        self._rpc = Rpc(ChannelSettings(target=target, **channel))
 
     def close(self) -> None:
-        self._channel.close()
+        self._rpc.close()
+
+    def _call(self, call: object, timeout: float) -> object:
+        from vswin.client.core import Attempts
+
+        return self._rpc.call(call, Attempts(call.path, self.target, timeout, self._retry))
 
     def reload(self, config: ModelServerConfig) -> None:
         """HandleReloadConfigRequest with `config`; RolloutError carrying the server's message if it refuses."""
-        import grpc
         from tensorflow_serving.apis import model_management_pb2
 
+        from vswin.client import protos
+        from vswin.client.core import Call
+        from vswin.client.errors import ClientError
+
         request = model_management_pb2.ReloadConfigRequest(config=config)
+        call = Call(protos.HANDLE_RELOAD_CONFIG, request, model_management_pb2.ReloadConfigResponse)
         try:
-            response = self._stub.HandleReloadConfigRequest(request, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise RolloutError(f"{self.target}: reload failed: {err.code().name}: {err.details()}") from err
+            response = self._call(call, self.timeout)
+        except ClientError as err:
+            raise RolloutError(f"{self.target}: reload failed: {err.code.name if err.code else 'no answer'}: "
+                               f"{err.details or err}") from err
         if response.status.error_code != 0:
             raise RolloutError(f"{self.target}: reload refused: {response.status.error_message}")
 
     def version_state(self, name: str, version: int) -> str | None:
         """The version's state name (e.g. AVAILABLE, LOADING), or None when the server does not know it."""
-        import grpc
-        from tensorflow_serving.apis import get_model_status_pb2
+        from vswin.client import protos
+        from vswin.client import requests as rq
+        from vswin.client.core import Call
+        from vswin.client.errors import ClientError, ModelNotFound
 
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = name
-        request.model_spec.version.value = version
+        call = Call(protos.GET_MODEL_STATUS[0], rq.status_request(rq.ModelRef(name, version)),
+                    protos.GetModelStatusResponse)  # fmt: skip
         try:
-            response = self._stub.GetModelStatus(request, timeout=min(self.timeout, 10.0))
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise RolloutError(f"{self.target}: GetModelStatus failed: {err.code().name}: {err.details()}") from err
-        states = get_model_status_pb2.ModelVersionStatus.State
-        for status in response.model_version_status:
-            if status.version == version:
-                return states.Name(status.state)
-        return None
+            response = self._call(call, min(self.timeout, 10.0))
+        except ModelNotFound:
+            return None
+        except ClientError as err:
+            raise RolloutError(f"{self.target}: GetModelStatus failed: {err.code.name if err.code else 'no answer'}: "
+                               f"{err.details or err}") from err
+        return next((status.state for status in rq.parse_status(response) if status.version == version), None)
 
     def not_available(self, entry: ModelConfig, version: int) -> str | None:
         """A `LoadedCheck`: None when the server reports the version AVAILABLE."""

@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,10 @@ class ServerOptions:
     max_request_bytes: int = flags.DEFAULT_MAX_REQUEST_BYTES
     shutdown_grace_period_seconds: float = flags.DEFAULT_SHUTDOWN_GRACE_PERIOD_SECONDS
     xla_cache_dir: str = ""
+    # Embedding only (no flags): gRPC server interceptors, e.g. fault injection in tests; and credentials for a
+    # TLS port (insecure when None).
+    interceptors: Sequence[grpc.ServerInterceptor] = ()
+    credentials: grpc.ServerCredentials | None = None
 
 
 class ModelServer:
@@ -155,10 +160,14 @@ class ModelServer:
                 ("grpc.max_send_message_length", options.grpc_max_message_size),
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=list(options.interceptors),
         )
         address = f"{options.host}:{options.port}"
         try:
-            self.port = self._grpc.add_insecure_port(address)
+            if options.credentials is None:
+                self.port = self._grpc.add_insecure_port(address)
+            else:
+                self.port = self._grpc.add_secure_port(address, options.credentials)
         except RuntimeError:
             self.port = 0
         if self.port == 0:

@@ -1,4 +1,4 @@
-"""`vswin bench serve` over a real gRPC channel to a loopback stand-in with known delay and failures."""
+"""`vswin bench serve` against the real in-process server, its Predicts held 10 ms and every 5th one failed."""
 
 from __future__ import annotations
 
@@ -9,41 +9,52 @@ import sys
 
 import pytest
 
+import grpc
+
+from vswin import contract
 from vswin.bench.loadgen import LoadSettings, closed_loop
 from vswin.bench.payload import ClipPool, random_clips
 from vswin.bench.transport import GrpcTransport
-
-from .grpc_fake import FakeServing
 
 QUICK = ["--measurement-interval-ms", "300", "--max-trials", "3", "--warmup-s", "0.1", "--max-duration-s", "5",
          "--stability-percentage", "100"]  # fmt: skip
 
 
+CLIP = (4, 32, 32)
+
+
 @pytest.fixture()
-def serving(free_port):
-    server = FakeServing(free_port, delay_s=0.01, fail_every=5)
-    yield server
-    server.stop()
+def slow_serving(serving):
+    """Every Predict on serving_default held 10 ms, every 5th failed with UNAVAILABLE."""
+    serving.faults.fail("Predict", grpc.StatusCode.UNAVAILABLE, "injected overload", times=None, every=5,
+                        signature=contract.SERVING_DEFAULT)  # fmt: skip
+    serving.faults.delay("Predict", 0.01, signature=contract.SERVING_DEFAULT)
+    return serving
 
 
-def test_errors_are_counted_by_grpc_code_over_the_wire(serving):
-    transport = GrpcTransport(serving.target, "toy")
-    assert transport.input.clip_shape == (2, 8, 8) and transport.input.dtype == "uint8"
+def _predicts(serving):
+    return serving.faults.requests("Predict", contract.SERVING_DEFAULT)
+
+
+def test_errors_are_counted_by_grpc_code_over_the_wire(slow_serving):
+    transport = GrpcTransport(slow_serving.target, "fake")
+    assert transport.input.clip_shape == CLIP and transport.input.dtype == "uint8"
     settings = LoadSettings(batch_size=2, measurement_interval_s=0.3, warmup_s=0.1, max_trials=3, stability_pct=100)
-    result = closed_loop(transport, ClipPool(random_clips((2, 8, 8))), 2, settings)
+    result = closed_loop(transport, ClipPool(random_clips(CLIP)), 2, settings)
     transport.close()
-    assert result.sent_total == serving.servicer.predicts == result.ok_total + result.errors_total
+    requests = _predicts(slow_serving)
+    assert result.sent_total == len(requests) == result.ok_total + result.errors_total
     assert set(result.errors) == {"UNAVAILABLE"}
     assert result.errors_total == pytest.approx(result.sent_total / 5, abs=2)
     assert result.round_trip_ms >= 10.0 and result.serialize_ms > 0
-    assert result.request_bytes == pytest.approx(max(serving.servicer.request_bytes), abs=64)
+    assert result.request_bytes == pytest.approx(max(r.ByteSize() for r in requests), abs=64)
 
 
 def test_float_signature_sends_four_times_the_bytes(serving):
-    frames = GrpcTransport(serving.target, "toy")
-    floats = GrpcTransport(serving.target, "toy", signature="features_float")
+    frames = GrpcTransport(serving.target, "fake")
+    floats = GrpcTransport(serving.target, "fake", signature="features_float")
     assert floats.input.dtype == "float32" and floats.input.name == "clips"
-    clips = random_clips((2, 8, 8), 2)
+    clips = random_clips(CLIP, 2)
     small = frames.send(ClipPool(clips, "uint8").batch(2)).request_bytes
     large = floats.send(ClipPool(clips, "float32").batch(2)).request_bytes
     frames.close()
@@ -51,17 +62,18 @@ def test_float_signature_sends_four_times_the_bytes(serving):
     assert large - small == pytest.approx(3 * clips.nbytes, abs=32)  # 4 bytes a value instead of 1
 
 
-def test_serve_command_writes_the_full_report(serving, subprocess_env, tmp_path):
-    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+def test_serve_command_writes_the_full_report(slow_serving, subprocess_env, tmp_path):
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", slow_serving.target, "--model", "fake",
                "--concurrency", "1,2", "--server-flags", "--port=x --enable_batching", "--out", str(tmp_path),
                "--name", "run", *QUICK]  # fmt: skip
     done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and "c=2 b=1" in done.stdout
     document = json.loads((tmp_path / "run.json").read_text())
-    assert document["target"]["model"] == "toy" and document["target"]["version"] == 1
+    assert document["target"]["model"] == "fake" and document["target"]["version"] == 2
     assert document["target"]["server_flags"] == "--port=x --enable_batching"
-    assert document["target"]["input"] == {"name": "frames", "dtype": "uint8", "clip_shape": [2, 8, 8]}
+    assert document["target"]["input"] == {"name": "frames", "dtype": "uint8", "clip_shape": list(CLIP)}
+    assert document["target"]["export"]["family"] == contract.VIDEO  # from the export's metadata signature
     assert document["settings"]["measurement_interval_s"] == 0.3
     for result in document["results"]:
         assert result["sent_total"] == result["ok_total"] + result["errors_total"]
@@ -71,8 +83,8 @@ def test_serve_command_writes_the_full_report(serving, subprocess_env, tmp_path)
     assert (tmp_path / "run_concurrency.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_serve_command_open_loop_writes_rate_plot(serving, subprocess_env, tmp_path):
-    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+def test_serve_command_open_loop_writes_rate_plot(slow_serving, subprocess_env, tmp_path):
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", slow_serving.target, "--model", "fake",
                "--rate", "20,40", "--out", str(tmp_path), "--name", "open", *QUICK]  # fmt: skip
     done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -91,9 +103,9 @@ def test_serve_command_names_an_unknown_model(serving, subprocess_env, tmp_path)
     assert "Traceback" not in done.stderr
 
 
-def test_a_setting_without_a_window_is_recorded_and_the_sweep_goes_on(serving, subprocess_env, tmp_path):
+def test_a_setting_without_a_window_is_recorded_and_the_sweep_goes_on(slow_serving, subprocess_env, tmp_path):
     """Windows of 5 s cannot complete within --max-duration-s 1: each setting fails on its own, the run reports."""
-    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", serving.target, "--model", "toy",
+    command = [sys.executable, "-m", "vswin", "bench", "serve", "--server", slow_serving.target, "--model", "fake",
                "--concurrency", "1,2", "--measurement-interval-ms", "5000", "--max-duration-s", "1",
                "--warmup-s", "0", "--out", str(tmp_path), "--name", "short"]  # fmt: skip
     done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=120)
@@ -113,5 +125,5 @@ def test_tls_flags_reach_the_channel(serving, tmp_path):
     certs = tmp_path / "roots.pem"
     certs.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
     with pytest.raises(SystemExit, match="UNAVAILABLE.*(security|handshak)"):
-        main(["bench", "serve", "--server", serving.target, "--model", "toy", "--root-certs", str(certs),
+        main(["bench", "serve", "--server", serving.target, "--model", "fake", "--root-certs", str(certs),
               "--timeout", "3", "--out", str(tmp_path), *QUICK])  # fmt: skip
