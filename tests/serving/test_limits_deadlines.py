@@ -105,3 +105,19 @@ def test_a_request_whose_deadline_passed_while_queued_is_not_run(start_server, s
         blocker.result()
     wait_for(lambda: not server.in_flight.snapshot(), timeout=120, what="the worker to be free")
     assert ran == [FOREVER]  # the queued request never reached the model
+
+
+def test_the_client_learns_the_row_limit_and_splits_its_requests(tmp_path):
+    """The shared client core halves on the batcher's wording; the row limit of a server without batching uses it."""
+    from tests.tiny_exports import CLIP, TinyServer, expected_features, save_tiny_export
+    from vswin.client import VideoSwinClient
+
+    save_tiny_export(tmp_path / "fake" / "1")
+    server = TinyServer(single_model_config("fake", tmp_path / "fake"), max_request_batch_size=2)
+    try:
+        views = np.random.default_rng(3).integers(0, 256, size=(7, *CLIP, 3), dtype=np.uint8)
+        with VideoSwinClient(server.target, "fake") as client:
+            features = client.features(views)
+    finally:
+        server.stop()
+    np.testing.assert_allclose(features, expected_features(views), rtol=0, atol=1e-6)
