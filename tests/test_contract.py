@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -84,3 +85,22 @@ def test_input_names_per_family():
     assert (contract.uint8_input(contract.IMAGE), contract.float_input(contract.IMAGE)) == ("images", "images")
     with pytest.raises(ValueError, match="family"):
         contract.uint8_input("audio")
+
+
+def test_dockerfile_and_deployment_give_tf_serving_the_serving_environment():
+    import yaml
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(fileobj=io.BytesIO((REPO / "Dockerfile.serving").read_bytes()))
+    serving_stage_env = {}
+    stage = None
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            stage = item["value"].split(" AS ")[-1]
+        elif item["instruction"] == "ENV" and stage == "serving":
+            serving_stage_env.update(pair.split("=", 1) for pair in item["value"].split())
+    assert contract.SERVING_ENVIRONMENT.items() <= serving_stage_env.items()  # (also TF_XLA_FLAGS: the XLA cache)
+
+    (deployment,) = [doc for doc in yaml.safe_load_all((REPO / "serving_config/k8s/deployment.yaml").read_text())]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert contract.SERVING_ENVIRONMENT.items() <= {item["name"]: item["value"] for item in container["env"]}.items()

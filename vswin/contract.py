@@ -45,6 +45,16 @@ METADATA = "metadata"  # the export's vswin.json, one string per row: how a clie
 XLA, GRAPH, AUTO = "xla", "graph", "auto"
 DEFAULT_SIGNATURE_CHOICES = (XLA, GRAPH, AUTO)
 
+# -- process settings of the serving path ----------------------------------------------------------------
+
+# The environment of the fastest CPU path, measured (benchmarks/README.md, "Model forward pass"): TensorFlow's
+# oneDNN kernels on (TensorFlow leaves them off on CPUs without AVX-512 VNNI/BF16 or AMX, e.g. AVX2-only ones)
+# and its BFC allocator for CPU memory (fewer fresh page mappings per call). `vswin serve`, `vswin export`
+# (whose `auto` measurement must see what the server will run) and `vswin bench` set these before TensorFlow
+# loads unless already set; Dockerfile.serving and the Kubernetes Deployment give tensorflow_model_server
+# the same (TF Serving builds with oneDNN v2, so it reads both).
+SERVING_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+
 # -- tensor names ---------------------------------------------------------------------------------------
 
 FRAMES = "frames"  # video, uint8 RGB [B, T, H, W, 3]

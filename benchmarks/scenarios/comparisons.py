@@ -62,6 +62,9 @@ def export(args: argparse.Namespace, base: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vswin import runtime
+
+    runtime.apply()  # in-process arms run with the settings of the `vswin serve` arms they are compared with
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="swin_tiny_patch244_window877_kinetics400_1k", help="preset or arch JSON")
     parser.add_argument("--checkpoint", type=Path, help="weights to export (default: random weights)")

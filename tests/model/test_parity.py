@@ -41,11 +41,13 @@ fixtures = sys.argv[1]
 ref = dict(np.load(f"{fixtures}/vswin_micro_w877.npz"))
 model = vswin.model.load(f"{fixtures}/vswin_micro_w877.pth", f"{fixtures}/vswin_micro_w877.json")
 clips = np.transpose(ref["input_ncthw"], (0, 2, 3, 4, 1))
-# Under jax.jit, as a GPU benchmark runs it: shapes are static, the batch is traced.
-out = jax.jit(lambda x: model(x))(clips)
+# Under jax.jit as the benchmarks run it (vswin.model.jax_jit): weights as arguments, static shapes.
+from vswin.model.jax_jit import jit_forward
+forward, weights = jit_forward(model)
+out = forward(weights, clips)
 fm = np.transpose(ref["backbone_ncdhw"], (0, 2, 3, 4, 1))
 # An odd clip (padding in patch embedding, windows and patch merging): saved for comparison with TF.
-odd = jax.jit(lambda x: model(x))(np.random.default_rng(0).normal(size=(2, 10, 70, 58, 3)).astype("float32"))
+odd = forward(weights, np.random.default_rng(0).normal(size=(2, 10, 70, 58, 3)).astype("float32"))
 np.savez(sys.argv[2], feature_map=np.asarray(odd["feature_map"]), features=np.asarray(odd["features"]))
 print(json.dumps({
     "feature_map": float(np.abs(np.asarray(out["feature_map"]) - fm).max()),

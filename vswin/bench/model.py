@@ -1,21 +1,22 @@
-"""In-process timing of an export's signatures (XLA vs graph), per batch size and precision.
+"""`vswin bench model`'s measurement: the forward pass on every path, interleaved (vswin.bench.interleave).
 
-The signatures under comparison are called alternately (A B A B ...) on the
-same inputs, so machine drift hits both alike; ratios are taken between
-medians of one run. No server and no gRPC: this is the model's own cost.
+Two ways to name the arms: model arms from the catalog (vswin.bench.arms:
+the original PyTorch code, Keras on TF graph / oneDNN / XLA / XLA options,
+Keras on JAX, the export's signatures), all computing the same weights on the
+same clips; or existing exports (`--savedmodel`), one arm per signature.
 """
 
 from __future__ import annotations
 
-import statistics
+import dataclasses
 import time
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
+from typing import Any, Sequence
 
 from vswin import contract
-from vswin.bench.transport import SavedModelTransport
+from vswin.bench import machine
+from vswin.bench.arms import CPU_TABLE, SAVEDMODEL, TORCH, Arm, parse_arms
+from vswin.bench.case import Case
 
 
 def xla_and_graph(signatures: Sequence[str]) -> tuple[str, str]:
@@ -28,56 +29,82 @@ def xla_and_graph(signatures: Sequence[str]) -> tuple[str, str]:
     raise ValueError(f"no features_graph or features_xla signature (has {sorted(signatures)}): not a vswin export")
 
 
-def _inputs(transport: SavedModelTransport, batch: int, rng: np.random.Generator) -> np.ndarray:
-    shape = (batch, *transport.input.clip_shape, 3)
-    if transport.input.dtype == "uint8":
-        return rng.integers(0, 256, size=shape, dtype=np.uint8)
-    return rng.normal(size=shape).astype(transport.input.dtype)
+def model_arms(names: str | None, original_repo: str | None, torch_compile: bool = False,
+               precision: str = "float32") -> list[Arm]:
+    """Catalog arms; the default is the CPU table, whose PyTorch rows need `original_repo`."""
+    if names is None:
+        table = [name for name in CPU_TABLE if original_repo or not name.startswith("pytorch")]
+        if torch_compile and original_repo:
+            table.insert(1, "pytorch_compile")
+        names = ",".join(table)
+    arms = []
+    for arm in parse_arms(names):
+        options = {**arm.options, "precision": precision}
+        if arm.kind == TORCH:
+            if not original_repo:
+                raise ValueError(f"arm {arm.name!r} runs the original PyTorch code: give --original-repo PATH")
+            options["original_repo"] = str(original_repo)
+        arms.append(dataclasses.replace(arm, options=options))
+    return arms
 
 
-def time_export(export_dir: str | Path, signatures: Sequence[str],
-                batch_sizes: Sequence[int] = contract.ALLOWED_BATCH_SIZES, iters: int = 10, warmup: int = 2) -> list[dict]:
-    """One row per (signature, batch size): latency percentiles in ms and clips/s, after warmup."""
-    transports = [SavedModelTransport(export_dir, name) for name in signatures]
-    rng = np.random.default_rng(0)
-    rows = []
-    try:
-        for batch in batch_sizes:
-            inputs = {t.signature: _inputs(t, batch, rng) for t in transports}
-            first_call = {}
-            for transport in transports:
-                start = time.perf_counter()
-                for _ in range(warmup):
-                    transport.send(inputs[transport.signature])
-                first_call[transport.signature] = time.perf_counter() - start
-            latencies: dict[str, list[float]] = {t.signature: [] for t in transports}
-            for i in range(iters):
-                order = transports if i % 2 == 0 else transports[::-1]
-                for transport in order:
-                    timings = transport.send(inputs[transport.signature])
-                    latencies[transport.signature].append(
-                        timings.serialize_s + timings.round_trip_s + timings.deserialize_s)
-            for name, values in latencies.items():
-                ms = sorted(v * 1e3 for v in values)
-                median = statistics.median(ms)
-                rows.append({
-                    "signature": name, "batch_size": batch, "iters": iters,
-                    "warmup_s": round(first_call[name], 3),
-                    "latency_ms": {"p50": median, "p90": ms[min(len(ms) - 1, int(0.9 * len(ms)))],
-                                   "min": ms[0], "max": ms[-1]},
-                    "clips_per_s": batch / (median / 1e3),
-                })
-    finally:
-        for transport in transports:
-            transport.close()
-    return rows
+def savedmodel_arms(directories: Sequence[str], signatures: Sequence[str] | None) -> list[Arm]:
+    """One arm per (export, signature), each run with `vswin serve`'s settings; default signatures: the
+    export's XLA and graph forward passes."""
+    arms = []
+    for index, directory in enumerate(directories):
+        if not (Path(directory) / "saved_model.pb").is_file():
+            raise ValueError(f"{directory} is not a SavedModel version directory")
+        label = Path(directory).parent.name + "/" + Path(directory).name
+        if len(directories) > 1 and len({Path(d).parent.name for d in directories}) < len(directories):
+            label = f"{index}:{label}"
+        for signature in signatures or (contract.XLA, contract.GRAPH):
+            arms.append(Arm(f"{label}:{signature}", SAVEDMODEL, {"savedmodel": str(directory), "signature": signature},
+                            dict(contract.SERVING_ENVIRONMENT)))
+    return arms
 
 
-def ratios(rows: list[dict], baseline: str, candidate: str) -> dict[str, float]:
-    """Per batch size: baseline median latency / candidate median latency (>1: candidate faster)."""
-    by_key = {(row["signature"], row["batch_size"]): row["latency_ms"]["p50"] for row in rows}
-    return {
-        str(batch): by_key[(baseline, batch)] / by_key[(candidate, batch)]
-        for (signature, batch) in by_key
-        if signature == candidate and (baseline, batch) in by_key
-    }
+def savedmodel_case(directory: str, batch: int, seed: int = 0) -> Case:
+    """A case with an export's own geometry (from its vswin.json) and no shared weights (the export has them)."""
+    from vswin.bench.transport import read_export_metadata
+
+    meta = read_export_metadata(directory) or {}
+    clip = meta.get("clip") or {}
+    arch = (meta.get("architecture") or {}).get("name") or meta.get("architecture_name") or "export"
+    return Case(arch=arch, frames=int(clip.get("clip_len", 0)), size=int(clip.get("height", 0)), batch=batch,
+                weights="", seed=seed)  # fmt: skip
+
+
+def document(results: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The result file: machine, settings, and the interleaved run's cases."""
+    return {"benchmark": "model_interleaved", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine.describe(), "parent_environment": machine.environment(), "settings": settings,
+            **results}  # fmt: skip
+
+
+def table(case_result: dict[str, Any]) -> str:
+    """A plain-text table of one case: time, clips/s, speedup (median [min-max]), first call, agreement."""
+    lines = [f"{case_result['label']}: {case_result['status']}"
+             + (f" ({case_result['reason']})" if case_result.get("reason") else "")]
+    if case_result["status"] != "ok":
+        lines += [f"  {name}: {entry['error'].strip().splitlines()[0]}"
+                  for name, entry in case_result.get("arms", {}).items() if entry.get("error")]  # fmt: skip
+        return "\n".join(lines)
+    reference = case_result["reference"]
+    lines.append(f"  {'arm':<28} {'median s':>9} {'clips/s':>8} {'vs ' + str(reference):>24} {'first s':>8} "
+                 f"{'max abs diff':>12} {'faults/call':>11}")  # fmt: skip
+    for name, entry in case_result["arms"].items():
+        if "median_s" not in entry:
+            lines.append(f"  {name:<28} FAILED: {entry.get('error', '').splitlines()[0] if entry.get('error') else ''}")
+            continue
+        speed = entry.get("speedup_vs_reference")
+        spread = f"{speed['median']:.2f}x [{speed['min']:.2f}-{speed['max']:.2f}]" if speed else "-"
+        diff = entry.get("agreement", {}).get("max_abs")
+        flag = "" if entry.get("agreement", {}).get("within_tolerance", True) else " !"
+        status = "" if entry["status"] == "ok" else " (failed later)"
+        lines.append(f"  {name:<28} {entry['median_s']:9.3f} {entry['clips_per_s']:8.2f} {spread:>24} "
+                     f"{entry['first_call_s']:8.1f} {diff if diff is None else format(diff, '.2e'):>12}{flag} "
+                     f"{entry['minor_faults_per_call']:11.0f}{status}")  # fmt: skip
+    load = case_result["load_average"]
+    lines.append(f"  load average before {load['before']}, after {load['after']}")
+    return "\n".join(lines)

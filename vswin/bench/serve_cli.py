@@ -110,6 +110,10 @@ def open_transport(args: argparse.Namespace) -> object:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from vswin import runtime
+
+    if args.in_process:
+        runtime.apply()  # the in-process model runs with the settings `vswin serve` runs with
     from vswin.bench import loadgen, machine, report
     from vswin.bench.payload import ClipPool, random_clips, video_clips
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vswin import contract
-from vswin.export.options import ATTENTION_LAST, GRAPH, PRECISIONS, XLA, attention_blocks
+from vswin.export.options import ATTENTION_LAST, PRECISIONS, attention_blocks
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -57,9 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan = ",".join(map(str, contract.ALLOWED_BATCH_SIZES))
     parser.add_argument("--batch-sizes", type=_int_list, default=contract.ALLOWED_BATCH_SIZES,
                         help=f"Warmup batch sizes: the batching config's allowed_batch_sizes (default {plan}).")
-    parser.add_argument("--default-signature", choices=(XLA, GRAPH), default=XLA,
-                        help="Which forward pass serves as serving_default (default xla); use graph for servers "
-                        "that cannot compile XLA.")
+    parser.add_argument("--default-signature", choices=contract.DEFAULT_SIGNATURE_CHOICES, default=contract.AUTO,
+                        help="Which forward pass serves as serving_default: auto (default) times XLA and graph on "
+                        "this machine's device and takes the faster (recorded in vswin.json; export on the serving "
+                        "hardware or name one); xla; graph for servers that cannot compile XLA.")
     parser.add_argument("--with-attention", action="store_true",
                         help="Add the `attention` signature: post-softmax attention of the blocks "
                         "--attention-blocks selects (large: see docs/model.md).")
@@ -88,6 +89,7 @@ def check_arguments(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from vswin import runtime
     from vswin.export.versions import VersionExistsError
 
     try:
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, VersionExistsError) as err:
         print(f"vswin export: {err}", file=sys.stderr)
         return 1
+    runtime.apply()  # the `auto` measurement runs with the settings `vswin serve` will run with
     import vswin.model
     from vswin.export import dtype_policy, export_model, read_labels
     from vswin.model import CheckpointError

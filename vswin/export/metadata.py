@@ -60,13 +60,19 @@ def serving_metadata(task, *, geometry, precision: str, default_signature: str,
 
 def export_metadata(task, *, checkpoint: Path | None, geometry, precision: str, default_signature: str,
                     signatures: Sequence[str], batch_sizes: Sequence[int], labels: Sequence[str] | None,
-                    model_name: str, version: int, attention: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
-    """The full vswin.json: serving_metadata plus provenance (architecture, checkpoint, versions, time)."""
+                    model_name: str, version: int, attention: Sequence[tuple[int, int]] = (),
+                    default_signature_choice: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full vswin.json: serving_metadata plus provenance (architecture, checkpoint, versions, time).
+
+    `default_signature_choice`: what `--default-signature` asked for and, for
+    `auto`, the measurement that decided (vswin.export.autoselect).
+    """
     return {
         "model_name": model_name,
         "version": version,
         **serving_metadata(task, geometry=geometry, precision=precision, default_signature=default_signature,
                            attention=attention),
+        "default_signature_choice": default_signature_choice or {"requested": default_signature, "measurement": None},
         "architecture": task.architecture(),
         "checkpoint": {
             "path": str(checkpoint.resolve()) if checkpoint else None,

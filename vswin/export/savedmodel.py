@@ -11,7 +11,7 @@ from typing import Sequence
 import keras
 
 from vswin import contract
-from vswin.export import metadata, options, signatures as sigs, versions, warmup
+from vswin.export import autoselect, metadata, options, signatures as sigs, versions, warmup
 from vswin.export.options import PRECISIONS
 
 log = logging.getLogger("vswin.export")
@@ -45,8 +45,12 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     no `frames`. `attention_blocks` (`last`, `all`, `S`, `S.B`, comma-separated)
     adds the `attention` signature. Without `version`, takes the next free
     integer. Everything that can be checked is checked before the first byte
-    is written.
+    is written. `default_signature` `auto` times the XLA and graph passes here
+    and serves the faster one (vswin.export.autoselect), recorded in vswin.json.
     """
+    if default_signature not in contract.DEFAULT_SIGNATURE_CHOICES:
+        raise ValueError(f"default signature must be one of {contract.DEFAULT_SIGNATURE_CHOICES}, "
+                         f"not {default_signature!r}")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model name {name!r} must be a plain directory name")
     geometry = input_geometry(task, frames, size)
@@ -57,6 +61,13 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     if version is not None:
         versions.check_target(model_base, version, overwrite)
     started = time.monotonic()
+    choice = {"requested": default_signature, "measurement": None}
+    if default_signature == contract.AUTO:
+        log.info("exporting %s: measuring XLA against the graph for --default-signature auto", name)
+        measurement = autoselect.measure(task, geometry)
+        default_signature = measurement["chosen"]
+        choice.update(measurement=measurement, note=autoselect.explain(measurement))
+        log.info("default signature: %s (%.1f s)", choice["note"], time.monotonic() - started)
     log.info("exporting %s: tracing the signatures for %s input %s", name, geometry.family,
              "x".join(map(str, geometry.shape)))  # fmt: skip
     served = metadata.serving_metadata(task, geometry=geometry, precision=precision,
@@ -91,7 +102,7 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             task, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
-            model_name=name, version=version, attention=attention,
+            model_name=name, version=version, attention=attention, default_signature_choice=choice,
         ))
     target = model_base / str(version)
     log.info("exported %s version %d to %s in %.1f s (signatures: %s)", name, version, target,

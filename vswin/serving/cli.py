@@ -19,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from vswin import runtime
+
+    runtime.apply()  # before TensorFlow loads: oneDNN and the BFC allocator are read once per process
+    logging.getLogger("vswin.serving").info("process settings: %s", runtime.describe())
     from vswin.serving.main import serve
 
     return serve(args)
