@@ -36,7 +36,9 @@ BEAM_WORKERS = {"beam_1": 1, "beam_2": 2}
 
 
 def sampling_flags(args: argparse.Namespace) -> list[str]:
-    return ["--signature", args.signature, "--clips", str(args.clips), "--crops", str(args.crops)]
+    """The flags both commands get: signature, sampling, and views per request."""
+    return ["--signature", args.signature, "--clips", str(args.clips), "--crops", str(args.crops),
+            "--max-batch", str(args.max_batch)]
 
 
 def command(arm: str, args: argparse.Namespace, videos: list[Path], work: Path) -> list[str]:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signature", default=contract.SERVING_DEFAULT)
     parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS)
     parser.add_argument("--crops", type=int, default=contract.NUM_CROPS)
+    parser.add_argument("--max-batch", type=int, default=contract.MAX_BATCH_SIZE, help="Views per request.")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "beam_vs_extract.json")
     args = parser.parse_args(argv)
 
