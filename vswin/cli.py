@@ -13,9 +13,16 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
 
-# TensorFlow's C++ start-up chatter (CPU feature notes, CUDA probing) hides the command's own output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def _has_nvidia_driver() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+# TensorFlow's C++ start-up chatter (CPU feature notes, CUDA probing) hides the command's own output. Without
+# an NVIDIA driver its GPU probing logs "failed call to cuInit" as an ERROR on every run: keep errors out too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _has_nvidia_driver() else "3")
 
 # Modules that define `register(subparsers)`; order is the order in --help.
 _PARTS = (

@@ -107,6 +107,7 @@ ASSETS_EXTRA = "assets.extra"
 METADATA_FILE = "vswin.json"  # ASSETS_EXTRA/METADATA_FILE
 WARMUP_FILE = "tf_serving_warmup_requests"  # ASSETS_EXTRA/WARMUP_FILE
 MAX_WARMUP_RECORDS = 1000  # TF Serving replays at most this many (kMaxNumRecordsToLoad)
+WARMUP_BATCH_SIZES_KEY = "warmup_batch_sizes"  # METADATA_FILE field: the batch sizes the warmup file replays
 
 # -- the batch plan -------------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ def start_server() -> Iterator[Callable[..., "ModelServer"]]:
 
     def start(config, **options) -> ModelServer:
         options.setdefault("file_system_poll_wait_seconds", 0)
+        options.setdefault("max_num_load_retries", 0)  # a failed load is END at once unless a test asks for retries
         server = ModelServer(ServerOptions(model_config=config, port=0, host="127.0.0.1", **options))
         servers.append(server)
         server.start()
@@ -76,3 +77,17 @@ def stubs() -> Iterator[Callable]:
     for channel in channels:
         channel.close()
 
+
+
+@pytest.fixture(scope="session")
+def spinner_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SavedModel whose `spin` signature loops n[0] times (see savedmodels.Spinner)."""
+    return savedmodels.save_spinner_model(tmp_path_factory.mktemp("spinner") / "1")
+
+
+@pytest.fixture()
+def spinner_base(tmp_path: Path, spinner_version: Path) -> Path:
+    """BASE/spinner with version 1."""
+    base = tmp_path / "spinner"
+    savedmodels.copy_version(spinner_version, base, 1)
+    return base

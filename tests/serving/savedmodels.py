@@ -96,3 +96,20 @@ def write_warmup(version_dir: Path, requests: list[predict_pb2.PredictRequest]) 
             entry.predict_log.request.CopyFrom(request)
             writer.write(entry.SerializeToString())
     return path
+
+
+class Spinner(tf.Module):
+    """`spin`: n int64 [B] -> x float32 [B] after n[0] loop iterations of small ops: a computation that runs
+    as long as asked (n = 10**12: hours) and, being many ops, is stopped by a Session's cancellation."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="n")])
+    def spin(self, n):
+        _, x = tf.while_loop(lambda i, x: i < n[0], lambda i, x: (i + 1, x + tf.sin(x) + 1.0),
+                             [tf.constant(0, tf.int64), tf.constant(0.0)])  # fmt: skip
+        return {"x": tf.fill(tf.shape(n), x)}
+
+
+def save_spinner_model(path: Path) -> Path:
+    module = Spinner()
+    tf.saved_model.save(module, str(path), signatures={"spin": module.spin})
+    return path

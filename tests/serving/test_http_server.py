@@ -45,7 +45,7 @@ def test_metrics_at_the_configured_path_the_api_under_v1_and_404_elsewhere(free_
             assert (code, content_type) == (404, "application/json")
             assert "the REST API is under /v1/ and metrics at /custom/metrics" in json.loads(body)["error"]
         code, _, body = get(base + "/v1/models/micro")
-        assert (code, json.loads(body)) == (404, {"error": "Could not find any versions of model micro"})
+        assert (code, json.loads(body)) == (404, {"error": "Could not find any versions of model micro; models served: none"})
         metrics.observe_request("micro", 1, "serving_default", "OK", 0.01)
         ok = (("model_name", "micro"), ("signature", "serving_default"), ("status", "OK"), ("version", "1"))
         assert samples(get(base + "/custom/metrics")[2])[(":tensorflow:serving:request_count_total", ok)] == 3

@@ -136,8 +136,10 @@ def test_unknown_output_filter_is_invalid_argument_naming_the_outputs(server, st
 @pytest.mark.parametrize(
     ("spec", "code", "message"),
     [
-        ({"model": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
-        ({"model": "tiny", "version": 9}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(tiny, 9)"),
+        # TF Serving's wording, then what this server does serve.
+        ({"model": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope); models served: tiny"),
+        ({"model": "tiny", "version": 9}, grpc.StatusCode.NOT_FOUND,
+         "Servable not found for request: Specific(tiny, 9); model tiny: version 1 AVAILABLE"),
         # TF Serving's ServerCore::GetModelVersionForLabel answers INVALID_ARGUMENT for an unknown label.
         ({"model": "tiny", "label": "stable"}, grpc.StatusCode.INVALID_ARGUMENT,
          "Unrecognized servable version label: stable"),

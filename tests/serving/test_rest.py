@@ -109,7 +109,8 @@ def test_api_rest_md_examples_status_predict_and_error(start_server, half_plus_t
     assert answer == (200, {"predictions": [3.5, 4.0, 5.5]})
     code, content_type, raw = call(server, "POST", "/v1/models/half:predict", b'{"instances": [1.0,5.0]}')
     assert (code, content_type) == (404, "application/json")
-    assert json.loads(raw) == {"error": "Servable not found for request: Latest(half)"}
+    assert json.loads(raw) == {"error": "Servable not found for request: Latest(half); "
+                                        "models served: saved_model_half_plus_three"}
 
 
 def test_handler_test_predict_examples_by_latest_version_label_signature_and_columnar(hp2):
@@ -314,10 +315,11 @@ def test_signature_and_dtype_problems_are_bad_requests(hp2):
     still_serving(hp2)
 
 
-def test_a_signature_without_inputs_is_a_bad_request(start_server, model_base):
+def test_an_internal_signature_is_a_bad_request(start_server, model_base):
+    """TF Serving says "Failed to get input map for signature: __saved_model_init_op"; both APIs here say why."""
     server = start_server(config_for(model_base), rest_api_port=free_port())
     answer = rest(server, "POST", "/v1/models/tiny:predict", {"signature_name": "__saved_model_init_op", "instances": [1]})
-    assert_error(answer, 400, "Failed to get input map for signature: __saved_model_init_op")
+    assert_error(answer, 400, 'signature "__saved_model_init_op" is internal to the SavedModel and cannot be called')
 
 
 # -- the same answers as gRPC ---------------------------------------------------------------------------------
@@ -430,7 +432,7 @@ def test_bodies_above_the_message_limit_are_resource_exhausted_and_nothing_else_
     assert_error(rest(server, "POST", path, b"{}", {"Content-Length": str(10**12)}), 429, "larger than the limit")
     assert_error(rest(server, "POST", path, gzip.compress(big), {"Content-Encoding": "gzip"}), 429,
                  "inflates to more than the limit of 2000 bytes")  # fmt: skip
-    assert rest(server, "POST", path, {"instances": [1.0] * 100})[0] == 200
+    assert rest(server, "POST", path, {"instances": [1.0] * 8})[0] == 200
 
 
 def test_gzip_and_chunked_bodies_are_read_as_tf_serving_reads_them(hp2):
@@ -497,3 +499,14 @@ def test_rest_flags_take_tf_servings_names_and_defaults():
     assert default.rest_api_num_threads == default_rest_api_threads() >= 4
     chosen = options("--rest_api_port=8501", "--rest_api_num_threads=3", "--rest_api_timeout_in_ms=0")
     assert (chosen.rest_api_port, chosen.rest_api_num_threads, chosen.rest_api_timeout_in_ms) == (8501, 3, 0)
+
+
+def test_rest_requests_get_the_same_size_limits_as_grpc(start_server, half_plus_two_base):
+    server = start_server(config_for(half_plus_two_base, name="half_plus_two"), rest_api_port=free_port(),
+                          max_request_bytes=40)  # fmt: skip
+    path = "/v1/models/half_plus_two:predict"
+    assert_error(rest(server, "POST", path, {"instances": [1.0] * 9}), 400,
+                 "Task size 9 is larger than maximum input batch size 8 (--max_request_batch_size")  # fmt: skip
+    assert_error(rest(server, "POST", path, {"instances": [[1.0] * 6] * 2}), 429,
+                 "decode to 48 bytes, more than --max_request_bytes 40")  # fmt: skip
+    assert rest(server, "POST", path, {"instances": [1.0] * 8})[0] == 200

@@ -102,7 +102,7 @@ def test_allow_version_labels_for_unavailable_models_accepts_a_new_label(start_s
     with pytest.raises(grpc.RpcError) as caught:
         served_version(predict, label="canary")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert caught.value.details() == "Servable not found for request: Specific(tiny, 2)"
+    assert caught.value.details() == "Servable not found for request: Specific(tiny, 2); model tiny: version 1 AVAILABLE"
 
 
 def test_bad_reload_config_is_rejected_and_the_old_config_keeps_serving(start_server, stubs, three_versions):
@@ -121,7 +121,7 @@ def test_bad_reload_config_is_rejected_and_the_old_config_keeps_serving(start_se
 def test_get_model_status_for_unknown_model_or_version_is_not_found(start_server, stubs, model_base):
     _, models = stubs(start_server(config_for(model_base)))
     for request, message in [
-        (status_request("nope"), "Could not find any versions of model nope"),
+        (status_request("nope"), "Could not find any versions of model nope; models served: tiny"),
         (status_request("tiny", 7), "Could not find version 7 of model tiny"),
     ]:
         with pytest.raises(grpc.RpcError) as caught:

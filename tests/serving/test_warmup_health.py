@@ -36,7 +36,10 @@ def test_warmup_records_are_replayed_at_load(start_server, stubs, model_base, ca
     add_warmup(model_base / "1", ("serving_default", "features_graph"))
     with caplog.at_level(logging.INFO, logger="vswin.serving.servable"):
         server = start_server(config_for(model_base), xla_cpu_compilation_enabled=True)
-    assert "model tiny version 1: replayed 4 warmup records" in caplog.text
+    assert "model tiny version 1: replayed 4 warmup records in" in caplog.text
+    for index, (signature, batch) in enumerate([("serving_default", 1), ("serving_default", 3),
+                                                ("features_graph", 1), ("features_graph", 3)], start=1):
+        assert f"model tiny version 1: warmup {index}/4: {signature} batch {batch} in " in caplog.text
     predict, models = stubs(server)
     assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "AVAILABLE"}
     assert served_version(predict) == 1
@@ -44,9 +47,18 @@ def test_warmup_records_are_replayed_at_load(start_server, stubs, model_base, ca
 
 def test_warmup_of_an_xla_signature_without_xla_flags_fails_the_load_like_tf_serving(start_server, stubs, model_base):
     add_warmup(model_base / "1", ("serving_default",))
-    _, models = stubs(start_server(config_for(model_base)))
+    predict, models = stubs(start_server(config_for(model_base)))
     assert states(models.GetModelStatus(status_request("tiny"), timeout=30)) == {1: "END"}
-    assert "XLA compilation disabled" in version_error(models, 1)
+    error = version_error(models, 1)
+    assert "XLA compilation disabled" in error
+    for remedy in ("--xla_cpu_compilation_enabled=true", "--xla_gpu_compilation_enabled=true",
+                   "vswin export --default-signature graph"):
+        assert remedy in error
+    with pytest.raises(grpc.RpcError) as caught:  # the request names the failed load, not just NOT_FOUND
+        predict.Predict(predict_request("tiny", {"frames": savedmodels.clips(1)}), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details().startswith("Servable not found for request: Latest(tiny); model tiny: version 1 END")
+    assert "--xla_cpu_compilation_enabled=true" in caught.value.details()
 
 
 def test_bad_warmup_record_fails_the_load_unless_warmup_is_off(start_server, stubs, model_base):
@@ -100,3 +112,34 @@ def test_health_service_is_absent_unless_enabled(start_server, model_base):
         with pytest.raises(grpc.RpcError) as caught:
             health_of(channel)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(("warmed", "message"), [
+    ([1, 2], "batch sizes [4] compile on the first request that needs them; export with --batch-sizes 1,2,4"),
+    ([1, 2, 4, 8], "warmed-up sizes [8] are never used; export with --batch-sizes 1,2,4"),
+])  # fmt: skip
+def test_warmup_sizes_that_differ_from_the_batching_plan_are_a_warning(start_server, model_base, tmp_path, caplog,
+                                                                      warmed, message):
+    import json
+
+    (model_base / "1" / "assets.extra").mkdir(exist_ok=True)
+    (model_base / "1" / "assets.extra" / "vswin.json").write_text(json.dumps({"warmup_batch_sizes": warmed}))
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 4 } allowed_batch_sizes: 1 allowed_batch_sizes: 2 allowed_batch_sizes: 4")
+    with caplog.at_level(logging.WARNING, logger="vswin.serving.server"):
+        start_server(config_for(model_base), enable_batching=True, batching_parameters_file=str(params))
+    assert f"model tiny version 1: warmup batch sizes {warmed} (vswin.json) differ from the batching config's " \
+           "allowed_batch_sizes [1, 2, 4]" in caplog.text
+    assert message in caplog.text
+
+
+def test_warmup_sizes_matching_the_batching_plan_are_quiet(start_server, model_base, tmp_path, caplog):
+    import json
+
+    (model_base / "1" / "assets.extra").mkdir(exist_ok=True)
+    (model_base / "1" / "assets.extra" / "vswin.json").write_text(json.dumps({"warmup_batch_sizes": [1, 2, 4]}))
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 4 } allowed_batch_sizes: 1 allowed_batch_sizes: 2 allowed_batch_sizes: 4")
+    with caplog.at_level(logging.WARNING, logger="vswin.serving.server"):
+        start_server(config_for(model_base), enable_batching=True, batching_parameters_file=str(params))
+    assert "warmup batch sizes" not in caplog.text

@@ -101,11 +101,27 @@ def ignored(path: str) -> bool:
     return excluded
 
 
-def test_export_warms_up_every_batch_size_the_batching_config_pads_to(parser):
-    params = text_format.Parse((REPO / "serving_config" / "batching_parameters.txt").read_text(),
-                               BatchingParameters())
-    sizes = [int(size) for size in build_args(parser)["BATCH_SIZES"].split(",")]
-    assert sizes == list(params.allowed_batch_sizes)
+def test_export_warms_up_every_batch_size_the_batching_config_pads_to(parser, capsys):
+    """One source for the batch plan: the export reads allowed_batch_sizes from the batching file it copies."""
+    assert build_args(parser)["BATCH_SIZES"] == ""  # empty: the batching file decides
+    (export_run,) = [run for run in instructions(parser, "RUN") if "vswin export" in run]
+    assert '--batch-sizes "${BATCH_SIZES:-$(vswin config batch-sizes serving_config/batching_parameters.txt)}"' in (
+        export_run
+    )
+    copies = [shlex.split(value) for value in instructions(parser, "COPY")]
+    assert ["serving_config/batching_parameters.txt", "./serving_config/"] in copies
+    from vswin.cli import main
+
+    params = text_format.Parse((REPO / "serving_config" / "batching_parameters.txt").read_text(), BatchingParameters())
+    capsys.readouterr()
+    assert main(["config", "batch-sizes", str(REPO / "serving_config" / "batching_parameters.txt")]) == 0
+    assert capsys.readouterr().out == ",".join(map(str, params.allowed_batch_sizes)) + "\n"
+
+
+def test_serving_image_keeps_a_persistent_xla_cache_in_a_volume(parser):
+    envs = instructions(parser, "ENV")
+    assert 'TF_XLA_FLAGS="--tf_xla_persistent_cache_directory=/xla-cache"' in envs
+    assert instructions(parser, "VOLUME") == ['["/xla-cache"]']
 
 
 def test_hadolint_finds_nothing():

@@ -93,3 +93,41 @@ def test_configmap_carries_the_serving_config_files_mounted_where_the_image_read
     dockerfile = (REPO / "Dockerfile.serving").read_text()
     for name in configmap["data"]:
         assert f"{mount['mountPath']}/{name}" in dockerfile
+
+
+def test_committed_configmap_is_what_vswin_config_configmap_generates():
+    from vswin.serving.k8s_config import configmap_yaml
+
+    assert (K8S / "configmap.yaml").read_text() == configmap_yaml(REPO / "serving_config"), (
+        "serving_config/k8s/configmap.yaml is stale: run `vswin config configmap`"
+    )
+
+
+def test_configmap_check_flags_a_stale_copy(tmp_path, capsys):
+    from vswin.cli import main
+
+    out = tmp_path / "configmap.yaml"
+    args = ["config", "configmap", "--config-dir", str(REPO / "serving_config"), "--out", str(out)]
+    assert main([*args, "--check"]) == 1  # missing
+    assert main(args) == 0
+    assert main([*args, "--check"]) == 0
+    out.write_text(out.read_text().replace("max_batch_size { value: 8 }", "max_batch_size { value: 16 }"))
+    assert main([*args, "--check"]) == 1
+    assert "is stale: run `vswin config configmap`" in capsys.readouterr().err
+    assert yaml.safe_load((K8S / "configmap.yaml").read_text())["data"]["batching_parameters.txt"] == (
+        REPO / "serving_config" / "batching_parameters.txt"
+    ).read_text()
+
+
+def test_pods_keep_the_xla_cache_where_the_image_points_tensorflow():
+    (deployment,) = by_kind("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    flag = "--tf_xla_persistent_cache_directory="
+    assert env["TF_XLA_FLAGS"].startswith(flag)
+    cache_dir = env["TF_XLA_FLAGS"][len(flag):]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == cache_dir)
+    assert not mount.get("readOnly")
+    assert any(volume["name"] == mount["name"] for volume in pod["volumes"])
+    assert f'TF_XLA_FLAGS="{flag}{cache_dir}"' in (REPO / "Dockerfile.serving").read_text()

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sampling", choices=("uniform", "dense"), default="uniform", help="clip sampling")
     parser.add_argument("--repeats", type=int, default=3, help="measured passes per video (default 3)")
     parser.add_argument("--name", default="client_preprocess", help="result file stem")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output directory")
+    parser.add_argument("--out", type=Path, default=Path("."),
+                        help="output directory (default: the current directory; NAME.json is written there)")
     parser.set_defaults(func=run)
 
 

@@ -121,7 +121,10 @@ def print_table(results: list[SettingResult], title: str = "") -> None:
 
 
 def plot(results: list[SettingResult], out_dir: Path, stem: str, title: str = "") -> list[Path]:
-    """Closed loop: latency percentiles and throughput vs concurrency. Open loop: latency vs offered rate."""
+    """Closed loop: latency percentiles and throughput vs concurrency. Open loop: latency vs offered rate.
+
+    One file per mode, STEM_MODE.png (STEM.png when the stem already ends with the mode).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +154,7 @@ def plot(results: list[SettingResult], out_dir: Path, stem: str, title: str = ""
         ax_tput.grid(alpha=0.3)
         fig.suptitle(title or stem)
         fig.tight_layout()
-        path = out_dir / f"{stem}_{mode}.png"
+        path = out_dir / (f"{stem}.png" if stem.endswith(f"_{mode}") else f"{stem}_{mode}.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)

@@ -71,24 +71,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_arguments(args: argparse.Namespace):
+    """The preset and the checked attention selection; ValueError (or VersionExistsError) for arguments that
+    cannot work, all found before TensorFlow loads (seconds, not a minute)."""
+    from vswin.export.versions import check_target
+    from vswin.model.presets import get_preset
+
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint} does not exist")
+    if args.labels and not Path(args.labels).is_file():
+        raise ValueError(f"--labels {args.labels} does not exist")
+    preset = get_preset(args.arch)  # unknown preset names and unreadable JSON files
+    attention = _attention_selection(args, preset)
+    if args.version is not None:
+        check_target(Path(args.out) / args.name, args.version, args.overwrite)
+    return preset, attention
+
+
 def run(args: argparse.Namespace) -> int:
     from vswin import runtime
+    from vswin.export.versions import VersionExistsError
 
+    try:
+        preset, attention = check_arguments(args)
+    except (ValueError, VersionExistsError) as err:
+        print(f"vswin export: {err}", file=sys.stderr)
+        return 1
     runtime.apply()  # the `auto` measurement runs with the settings `vswin serve` will run with
     import vswin.model
+    from vswin.export import dtype_policy, export_model, read_labels
     from vswin.model import CheckpointError
 
     try:
-        preset = vswin.model.get_preset(args.arch)
-        attention = _attention_selection(args, preset)  # argument errors before TensorFlow loads
-        from vswin.export import dtype_policy, export_model, read_labels
-        from vswin.export.versions import VersionExistsError, check_target
-    except ValueError as err:
-        print(f"vswin export: {err}", file=sys.stderr)
-        return 1
-    try:
-        if args.version is not None:  # fail before spending time on the checkpoint
-            check_target(Path(args.out) / args.name, args.version, args.overwrite)
         policy = dtype_policy(args.precision)
         labels = read_labels(Path(args.labels)) if args.labels else None
         if args.checkpoint:

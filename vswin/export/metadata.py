@@ -81,7 +81,7 @@ def export_metadata(task, *, checkpoint: Path | None, geometry, precision: str, 
         },
         "labels": list(labels) if labels is not None else None,
         "signatures": list(signatures),
-        "warmup_batch_sizes": list(batch_sizes),
+        contract.WARMUP_BATCH_SIZES_KEY: list(batch_sizes),
         "versions": {
             "vswin-serving": vswin.__version__,
             "tensorflow": tf.__version__,

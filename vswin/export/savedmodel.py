@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -59,12 +60,16 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     model_base = Path(base) / name
     if version is not None:
         versions.check_target(model_base, version, overwrite)
+    started = time.monotonic()
     choice = {"requested": default_signature, "measurement": None}
     if default_signature == contract.AUTO:
+        log.info("exporting %s: measuring XLA against the graph for --default-signature auto", name)
         measurement = autoselect.measure(task, geometry)
         default_signature = measurement["chosen"]
         choice.update(measurement=measurement, note=autoselect.explain(measurement))
-        log.info("default signature: %s", choice["note"])
+        log.info("default signature: %s (%.1f s)", choice["note"], time.monotonic() - started)
+    log.info("exporting %s: tracing the signatures for %s input %s", name, geometry.family,
+             "x".join(map(str, geometry.shape)))  # fmt: skip
     served = metadata.serving_metadata(task, geometry=geometry, precision=precision,
                                        default_signature=default_signature, attention=attention)
     endpoints = sigs.build_signatures(task, geometry, default_signature, labels, json.dumps(served), attention)
@@ -73,6 +78,7 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
     archive.track(task)
     for endpoint in endpoints:
         archive.add_endpoint(endpoint.name, endpoint.traced())
+    log.info("exporting %s: traced %d signatures (%.1f s)", name, len(endpoints), time.monotonic() - started)
 
     names = [endpoint.name for endpoint in endpoints]
     # Warm up every uint8 signature a server of this export can run: with the graph default that is
@@ -87,16 +93,20 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
         versions.staged_version(model_base, version, overwrite) as staging,
     ):
         archive.write_out(str(staging), verbose=False)
+        log.info("exporting %s: wrote the SavedModel (%.1f s)", name, time.monotonic() - started)
         assets_extra = staging / contract.ASSETS_EXTRA
         logs = warmup.warmup_logs(name, warm, batch_sizes, geometry.shape, contract.uint8_input(geometry.family))
         warmup.write_warmup(assets_extra, logs)
+        log.info("exporting %s: warmup requests for %s at batch sizes %s (%.1f s)", name, ", ".join(warm),
+                 ",".join(map(str, batch_sizes)), time.monotonic() - started)  # fmt: skip
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             task, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
             model_name=name, version=version, attention=attention, default_signature_choice=choice,
         ))
     target = model_base / str(version)
-    log.info("exported %s version %d to %s (signatures: %s)", name, version, target, ", ".join(names))
+    log.info("exported %s version %d to %s in %.1f s (signatures: %s)", name, version, target,
+             time.monotonic() - started, ", ".join(names))  # fmt: skip
     return target
 
 

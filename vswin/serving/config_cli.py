@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = "serving_config/models.config"
+DEFAULT_CONFIG_DIR = "serving_config"
+DEFAULT_CONFIGMAP = "serving_config/k8s/configmap.yaml"
+DEFAULT_BATCHING = "serving_config/batching_parameters.txt"
 EXIT_PENDING_LOAD = 3
 
 
@@ -56,6 +59,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             source.add_argument("--from", dest="from_label", metavar="LABEL",
                                 help="Point the label at the version this label points at (e.g. --from canary).")
         sub.set_defaults(func=run_label_move, action=name)
+
+    configmap = commands.add_parser("configmap", help="Regenerate the Kubernetes ConfigMap from the config files.",
+                                    description="Write the ConfigMap that carries models.config, "
+                                    "batching_parameters.txt and monitoring.config to every replica.")
+    configmap.add_argument("--config-dir", default=DEFAULT_CONFIG_DIR,
+                           help=f"Directory of the three files (default {DEFAULT_CONFIG_DIR}).")
+    configmap.add_argument("--out", default=DEFAULT_CONFIGMAP, help=f"Manifest to write (default {DEFAULT_CONFIGMAP}).")
+    configmap.add_argument("--check", action="store_true",
+                           help="Write nothing; exit 1 if --out differs from what would be written.")
+    configmap.set_defaults(func=run_configmap)
+
+    sizes = commands.add_parser("batch-sizes", help="Print a batching file's allowed_batch_sizes (e.g. 1,2,4,8).",
+                                description="The batch plan as `vswin export --batch-sizes` takes it.")
+    sizes.add_argument("batching_file", nargs="?", default=DEFAULT_BATCHING,
+                       help=f"BatchingParameters text proto (default {DEFAULT_BATCHING}).")
+    sizes.set_defaults(func=run_batch_sizes)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -127,4 +146,43 @@ def run_label_move(args: argparse.Namespace) -> int:
     finally:
         if server:
             server.close()
+    return 0
+
+
+def run_configmap(args: argparse.Namespace) -> int:
+    from vswin.atomic import publish
+    from vswin.serving.k8s_config import configmap_yaml
+
+    try:
+        text = configmap_yaml(Path(args.config_dir))
+    except OSError as err:
+        print(f"vswin config configmap: {err}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    if args.check:
+        current = out.read_text() if out.exists() else None
+        if current != text:
+            print(f"{out} is stale: run `vswin config configmap` to regenerate it from {args.config_dir}/",
+                  file=sys.stderr)
+            return 1
+        print(f"{out}: up to date")
+        return 0
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(text)
+        publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_batch_sizes(args: argparse.Namespace) -> int:
+    from vswin.serving.k8s_config import batch_sizes
+
+    try:
+        print(",".join(map(str, batch_sizes(Path(args.batching_file)))))
+    except ValueError as err:
+        print(f"vswin config batch-sizes: {err}", file=sys.stderr)
+        return 1
     return 0

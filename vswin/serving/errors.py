@@ -33,6 +33,14 @@ def failed_precondition(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)
 
 
+def resource_exhausted(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def deadline_exceeded(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+
+
 def status_code_from_number(number: int) -> grpc.StatusCode:
     """The grpc.StatusCode with canonical number `number` (TensorFlow's error codes share the numbering)."""
     for code in grpc.StatusCode:

@@ -5,14 +5,19 @@ policy: the versions a model's policy asks for ("aspired") are loaded first,
 and versions no longer asked for are unloaded only once an aspired version is
 available (or none is on disk any more), so a reload or a broken new version
 never leaves a model without a version that works. A version that fails to
-load is reported with its error and not retried until it drops out of the
-aspired set and comes back.
+load is retried `max_load_retries` times, `load_retry_interval` seconds
+apart (TF Serving's --max_num_load_retries/--load_retry_interval_micros),
+staying LOADING meanwhile, so a version picked up half-copied or repaired in
+place gets served; after the last try it is END with its error until it
+drops out of the aspired set and comes back. Unlike TF Serving, whose start
+waits for those retries, the retries run in the background (`retry_failed`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from tensorflow_serving.apis import model_pb2
 from vswin.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
 from vswin.serving.model_config import ModelConfig, ModelServerConfig, check_model_config
 from vswin.serving.servable import Servable
+from vswin.serving.xla import explain_xla_disabled
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ class VersionState:
     state: str = START
     error: ServingError | None = None
     servable: Servable | None = field(default=None, repr=False)
+    attempts: int = 0  # loads tried so far
+    retry_at: float | None = None  # monotonic time of the next load retry, while one is pending
 
 
 @dataclass
@@ -47,6 +55,11 @@ class _Model:
     config: ModelConfig
     versions: dict[int, VersionState] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    path_warned_at: float | None = None  # last "no versions under base path" log line
+
+
+# A base path without versions is an ERROR once, then a WARNING at most this often (TF Serving logs every poll).
+BASE_PATH_WARNING_PERIOD_S = 60.0
 
 
 def scan_versions(base_path: str | Path) -> dict[int, Path]:
@@ -78,11 +91,17 @@ class ModelManager:
         warmup_iterations: int = 1,
         allow_labels_for_unavailable: bool = False,
         on_state: Callable[[str, int, str], None] | None = None,
+        max_load_retries: int = 0,
+        load_retry_interval: float = 60.0,
+        on_loaded: Callable[[Servable], None] | None = None,
     ) -> None:
         self.enable_warmup = enable_warmup
         self.warmup_iterations = warmup_iterations
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self.max_load_retries = max_load_retries
+        self.load_retry_interval = load_retry_interval
         self._on_state = on_state
+        self._on_loaded = on_loaded
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()  # guards _models and version states; held only briefly
         self._reconcile_lock = threading.Lock()  # one load/unload pass at a time
@@ -129,6 +148,32 @@ class ModelManager:
             for name in list(self._models):
                 self._unload_unaspired(name, self._load_aspired(name))
 
+    def retry_failed(self) -> None:
+        """Load again the versions whose failed load is due for a retry (see the module docstring)."""
+        with self._reconcile_lock:
+            for name in list(self._models):
+                with self._lock:
+                    model = self._models[name]
+                    now = time.monotonic()
+                    due = [s for s in model.versions.values() if s.retry_at is not None and s.retry_at <= now]
+                if not due:
+                    continue
+                aspired = aspired_versions(model.config, scan_versions(model.config.base_path))
+                for state in due:
+                    if state.version in aspired:
+                        self._attempt_load(name, state)
+                    else:
+                        with self._lock:
+                            model.versions.pop(state.version, None)
+                self._unload_unaspired(name, aspired)
+
+    def cancel_all(self) -> None:
+        """Stop the computation of every request running on any version (shutdown after the grace period)."""
+        with self._lock:
+            servables = [s.servable for m in self._models.values() for s in m.versions.values() if s.servable]
+        for servable in servables:
+            servable.cancel()
+
     @contextmanager
     def servable(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
         """The version a request's ModelSpec names (version, label or latest), held while the request runs."""
@@ -145,7 +190,8 @@ class ModelManager:
         with self._lock:
             model = self._models.get(name)
             if model is None or not model.versions:
-                raise not_found(f"Could not find any versions of model {name}")
+                served = ", ".join(sorted(self._models)) or "none"
+                raise not_found(f"Could not find any versions of model {name}; models served: {served}")
             if label:
                 version = self._label_version(model, name, label)
             if version:
@@ -182,12 +228,23 @@ class ModelManager:
         if version:
             state = model.versions.get(version) if model else None
             if state is None or state.state != AVAILABLE:
-                raise not_found(f"Servable not found for request: Specific({spec.name}, {version})")
+                raise self._not_found(f"Specific({spec.name}, {version})", spec.name)
             return state.servable
         ready = [v for v, state in model.versions.items() if state.state == AVAILABLE] if model else []
         if not ready:
-            raise not_found(f"Servable not found for request: Latest({spec.name})")
+            raise self._not_found(f"Latest({spec.name})", spec.name)
         return model.versions[max(ready)].servable
+
+    def _not_found(self, request: str, name: str) -> ServingError:
+        """TF Serving's NOT_FOUND wording, then what this server does serve, so the caller sees the mistake."""
+        model = self._models.get(name)
+        if model is None:
+            served = ", ".join(sorted(self._models)) or "none"
+            return not_found(f"Servable not found for request: {request}; models served: {served}")
+        versions = "; ".join(
+            f"version {v} {s.state}" + (f": {s.error.message}" if s.error else "") for v, s in sorted(model.versions.items())
+        ) or f"no versions under base path {model.config.base_path}"
+        return not_found(f"Servable not found for request: {request}; model {name}: {versions}")
 
     @staticmethod
     def _label_version(model: _Model, name: str, label: str) -> int:
@@ -203,11 +260,11 @@ class ModelManager:
             model = self._models[name]
             config = model.config
         on_disk = scan_versions(config.base_path)
-        if not on_disk:
-            log.warning("no versions of model %s found under base path %s", name, config.base_path)
+        self._report_base_path(name, model, on_disk)
         aspired = aspired_versions(config, on_disk)
         with self._lock:
-            for version in [v for v, s in model.versions.items() if s.error is not None and v not in aspired]:
+            failed = [v for v, s in model.versions.items() if (s.error or s.retry_at is not None) and v not in aspired]
+            for version in failed:
                 del model.versions[version]  # a failed version gets a fresh try if it is aspired again
         for version in sorted(aspired):
             state = model.versions.get(version)
@@ -232,28 +289,65 @@ class ModelManager:
         for state in retiring:
             self._unload(name, state)
 
+    def _report_base_path(self, name: str, model: _Model, on_disk: dict[int, Path]) -> None:
+        """ERROR the first time a base path has no versions, then a WARNING at most once a minute."""
+        base = model.config.base_path
+        if on_disk:
+            if model.path_warned_at is not None:
+                log.info("model %s: versions %s found under base path %s", name, sorted(on_disk), base)
+            model.path_warned_at = None
+            return
+        now = time.monotonic()
+        if model.path_warned_at is None:
+            if Path(base).is_dir():
+                log.error("model %s: no versions found under base path %s: a version is a directory named by a "
+                          "positive integer (e.g. %s/1) holding a SavedModel", name, base, base.rstrip("/"))  # fmt: skip
+            else:
+                log.error("model %s: base path %s does not exist; serving it once it appears (checked every poll)",
+                          name, base)  # fmt: skip
+        elif now - model.path_warned_at >= BASE_PATH_WARNING_PERIOD_S:
+            log.warning("No versions of servable %s found under base path %s", name, base)
+        else:
+            return
+        model.path_warned_at = now
+
     def _load(self, name: str, model: _Model, version: int, path: Path) -> None:
         state = VersionState(version, path)
         with self._lock:
             model.versions[version] = state
+        self._attempt_load(name, state)
+
+    def _attempt_load(self, name: str, state: VersionState) -> None:
+        """One try at loading (and warming up) a version; on failure, schedule a retry or give up with END."""
+        version, path = state.version, state.path
+        state.attempts += 1
+        state.retry_at = None
         self._set_state(name, state, LOADING)
-        log.info("loading model %s version %d from %s", name, version, path)
+        tries = f" (retry {state.attempts - 1} of {self.max_load_retries})" if state.attempts > 1 else ""
+        log.info("loading model %s version %d from %s%s", name, version, path, tries)
+        started = time.monotonic()
         try:
             servable = Servable(name, version, path)
             if self.enable_warmup:
                 servable.warmup(self.warmup_iterations)
         except Exception as err:  # a corrupt SavedModel may fail in many ways; report it, keep serving others
-            code = grpc.StatusCode.UNKNOWN
-            if isinstance(err, ServingError):
-                code = err.code
-            state.error = ServingError(code, f"loading model {name} version {version} from {path} failed: {err}")
-            log.error("%s", state.error.message)
+            code = err.code if isinstance(err, ServingError) else grpc.StatusCode.UNKNOWN
+            message = explain_xla_disabled(f"loading model {name} version {version} from {path} failed: {err}")
+            if state.attempts <= self.max_load_retries:
+                state.retry_at = time.monotonic() + max(0.0, self.load_retry_interval)
+                log.error("%s; retrying in %g s (%d of %d retries left)", message, max(0.0, self.load_retry_interval),
+                          self.max_load_retries - state.attempts + 1, self.max_load_retries)  # fmt: skip
+                return
+            state.error = ServingError(code, message)
+            log.error("%s", message)
             self._set_state(name, state, END)
             return
         with self._lock:
             state.servable = servable
         self._set_state(name, state, AVAILABLE)
-        log.info("model %s version %d is serving", name, version)
+        log.info("model %s version %d is serving (loaded in %.1f s)", name, version, time.monotonic() - started)
+        if self._on_loaded is not None:
+            self._on_loaded(servable)
 
     def _unload(self, name: str, state: VersionState) -> None:
         self._set_state(name, state, UNLOADING)
@@ -315,4 +409,5 @@ def _unavailable_label(name: str, version: int) -> ServingError:
 
 
 def _copy(state: VersionState) -> VersionState:
-    return VersionState(state.version, state.path, state.state, state.error)
+    return VersionState(state.version, state.path, state.state, state.error, attempts=state.attempts,
+                        retry_at=state.retry_at)

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_p
 from vswin.serving.errors import ServingError, invalid_argument
 from vswin.serving.manager import ModelManager
 from vswin.serving.predictor import Prediction, Predictor
-from vswin.serving.tensors import to_ndarray, to_tensor_proto
+from vswin.serving.tensors import DeclaredTensor, declared, to_ndarray, to_tensor_proto
 
 if TYPE_CHECKING:
     from vswin.serving.batching import BatchScheduler
@@ -45,7 +45,11 @@ def model_metadata(
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Decodes TensorProtos, runs them through the shared Predictor, encodes the outputs as TF Serving does."""
+    """Decodes TensorProtos, runs them through the shared Predictor, encodes the outputs as TF Serving does.
+
+    The Predictor sees each input's declared dtype and shape first, so checks and
+    limits run before anything is decoded.
+    """
 
     def __init__(
         self,
@@ -53,18 +57,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         scheduler: BatchScheduler | None = None,
         metrics: ServerMetrics | None = None,
         as_tensor_content: bool = False,
+        predictor: Predictor | None = None,
     ) -> None:
         self.manager = manager
-        self.predictor = Predictor(manager, scheduler, metrics)
+        self.predictor = predictor or Predictor(manager, scheduler, metrics)
         self.as_tensor_content = as_tensor_content
 
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> predict_pb2.PredictResponse:
+        def declare() -> dict[str, DeclaredTensor]:
+            return {key: declared(key, proto) for key, proto in request.inputs.items()}
+
         def decode(signature: meta_graph_pb2.SignatureDef) -> dict[str, np.ndarray]:
             return {key: to_ndarray(key, proto) for key, proto in request.inputs.items()}
 
         try:
             prediction = self.predictor.predict(
-                request.model_spec, decode, list(request.output_filter), context.time_remaining()
+                request.model_spec, decode, list(request.output_filter), context.time_remaining(), declare
             )
             return self._response(prediction)
         except ServingError as err:

@@ -1,9 +1,15 @@
-"""The one prediction path of the gRPC and REST APIs: version lookup, request checks, deadline, batching, metrics.
+"""The one prediction path of the gRPC and REST APIs: version lookup, request checks, limits, deadline, batching, metrics.
 
 Each API decodes its own wire format into numpy arrays; everything after that
-(which version answers, the checks against the SignatureDef, the deadline, the
-batch scheduler, the request metrics, the status of every failure) happens
-here, so the two APIs cannot drift apart.
+(which version answers, the checks against the SignatureDef, the size limits,
+the deadline, the batch scheduler, the request metrics, the status of every
+failure) happens here, so the two APIs cannot drift apart.
+
+Work is refused as early as it can be: a passed deadline before anything
+else; then, when the API can say what its inputs are before decoding them
+(gRPC's TensorProtos declare dtype and shape), unknown or internal
+signatures, wrong inputs and oversized requests before any tensor is
+decoded; and the deadline again right before the model runs.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import model_pb2
 
-from vswin.serving.errors import ServingError, invalid_argument
+from vswin.serving.errors import ServingError, deadline_exceeded, invalid_argument
+from vswin.serving.inflight import InFlight, RunningRequest
+from vswin.serving.limits import RequestLimits
 from vswin.serving.manager import ModelManager
 from vswin.serving.servable import DEFAULT_SIGNATURE, Servable
+from vswin.serving.tensors import DeclaredTensor
 
 if TYPE_CHECKING:
     from vswin.serving.batching import BatchScheduler
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 # Turns a request's payload into named arrays, given the SignatureDef it is for (the REST API needs the
 # input dtypes to read JSON; gRPC's TensorProtos carry their own).
 InputDecoder = Callable[[meta_graph_pb2.SignatureDef], Mapping[str, np.ndarray]]
+# What the request's inputs say they are, before decoding (gRPC); raises ServingError for malformed ones.
+InputDeclaration = Callable[[], Mapping[str, DeclaredTensor]]
 
 
 @dataclass
@@ -45,30 +56,52 @@ class Prediction:
 
 
 class Predictor:
-    """Runs requests on the manager's servables, through the batch scheduler when batching is on."""
+    """Runs requests on the manager's servables, through the batch scheduler when batching is on.
+
+    `limits` defaults to the server's: the row limit only without batching (the
+    batcher's max_batch_size bounds rows otherwise, as in TF Serving).
+    `in_flight` tracks running requests for the shutdown drain.
+    """
 
     def __init__(
-        self, manager: ModelManager, scheduler: BatchScheduler | None = None, metrics: ServerMetrics | None = None
+        self,
+        manager: ModelManager,
+        scheduler: BatchScheduler | None = None,
+        metrics: ServerMetrics | None = None,
+        limits: RequestLimits | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.manager = manager
         self.scheduler = scheduler
         self.metrics = metrics
+        if limits is None:
+            limits = RequestLimits(max_rows=0) if scheduler is not None else RequestLimits()
+        self.limits = limits
+        self.in_flight = in_flight or InFlight()
 
     def predict(
-        self, spec: model_pb2.ModelSpec, decode: InputDecoder, output_filter: list[str], timeout: float | None
+        self,
+        spec: model_pb2.ModelSpec,
+        decode: InputDecoder,
+        output_filter: list[str],
+        timeout: float | None,
+        declare: InputDeclaration | None = None,
     ) -> Prediction:
         """Run the request `spec` names; every failure is a ServingError (INTERNAL for the unexpected).
 
-        `timeout` is the seconds left before the caller's deadline (None: no deadline).
+        `timeout` is the seconds left before the caller's deadline (None: no deadline). `declare`,
+        when the API has it, gives the inputs' dtypes and shapes without decoding them.
         """
         started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         version: int | None = None
         status = grpc.StatusCode.OK
         try:
+            _remaining(deadline, "before the request started")
             with self.manager.servable(spec) as servable:
                 version = servable.version
-                outputs = self._predict(servable, signature_name, decode, output_filter, timeout)
+                outputs = self._predict(servable, signature_name, decode, declare, output_filter, deadline)
                 return Prediction(servable.name, servable.version, signature_name, outputs)
         except ServingError as err:
             status = err.code
@@ -83,14 +116,22 @@ class Predictor:
                                              time.monotonic() - started)  # fmt: skip
 
     def _predict(
-        self, servable: Servable, signature_name: str, decode: InputDecoder, output_filter: list[str],
-        timeout: float | None,
+        self, servable: Servable, signature_name: str, decode: InputDecoder, declare: InputDeclaration | None,
+        output_filter: list[str], deadline: float | None,
     ) -> dict[str, np.ndarray]:  # fmt: skip
-        inputs = dict(decode(servable.signature(signature_name)))
-        servable.check_request(signature_name, inputs, output_filter)
-        if timeout is not None and timeout <= 0:
-            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded before the request ran")
-        return self._run(servable, signature_name, inputs, output_filter, timeout)
+        signature = servable.signature(signature_name)
+        if declare is not None:  # checked on what the request declares, before anything is decoded
+            declared = declare()
+            servable.check_request(signature_name, declared, output_filter)
+            self.limits.check(declared)
+        inputs = dict(decode(signature))
+        if declare is None:
+            servable.check_request(signature_name, inputs, output_filter)
+            self.limits.check(inputs)
+        rows = max((np.shape(value)[0] for value in inputs.values() if np.ndim(value)), default=1)
+        with self.in_flight.track(RunningRequest(servable.name, servable.version, signature_name, rows)):
+            timeout = _remaining(deadline, "before the request ran")
+            return self._run(servable, signature_name, inputs, output_filter, timeout)
 
     def _run(
         self, servable: Servable, signature_name: str, inputs: dict[str, np.ndarray], output_filter: list[str],
@@ -114,3 +155,13 @@ class Predictor:
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue") from err
         except ValueError as err:  # BatchTooLargeError, or inputs that cannot be batched (no batch dimension)
             raise invalid_argument(str(err)) from err
+
+
+def _remaining(deadline: float | None, when: str) -> float | None:
+    """Seconds left before `deadline` (None: no deadline); DEADLINE_EXCEEDED once it has passed."""
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise deadline_exceeded(f"Deadline exceeded {when}")
+    return remaining

@@ -10,23 +10,33 @@ of the file. The file is rewritten atomically (a temporary
 sibling, then `os.replace`) so a polling server never reads half of it, and
 each move of a label is appended to a JSON-lines journal beside the config
 (`models.config.journal`), from which `rollback` finds the previous stable.
+
+Two commands running at once must not lose a move: each holds an exclusive
+lock (`flock` on `.models.config.lock` beside the config) from its read to
+its last write, and before every write checks that the file still has the
+content it read or last wrote (a compare-and-swap on its SHA-256), so an
+editor's change made meanwhile is an error, never silently overwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
 from tensorflow_serving.config import model_server_config_pb2
 
 from vswin.atomic import publish
-from vswin.serving.model_config import LABEL_PATTERN, config_text, read_model_config
+from vswin.serving.model_config import LABEL_PATTERN, config_text, parse_model_config, read_model_config
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
@@ -43,6 +53,42 @@ class PendingLoad(RolloutError):
     """The version was added to the served versions but is not loaded yet; the label did not move."""
 
 
+class ConfigChanged(RolloutError):
+    """The config file changed between this command's read and its write; nothing was written."""
+
+
+DEFAULT_LOCK_WAIT_S = 600.0  # a concurrent promote may wait for a load on the server (--wait, 120 s by default)
+
+
+def lock_path(config_path: Path) -> Path:
+    return config_path.with_name(f".{config_path.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive_lock(config_path: Path, wait_seconds: float = DEFAULT_LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the config's lock file exclusively (waiting up to `wait_seconds` for another holder)."""
+    path = lock_path(Path(config_path))
+    deadline = time.monotonic() + wait_seconds
+    with open(path, "a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RolloutError(f"another vswin config command holds {path} (waited {wait_seconds:.0f} s); "
+                                       "run this again when it has finished") from None  # fmt: skip
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def read_config(path: Path) -> ModelServerConfig:
     """The models.config at `path` (ValueError naming the file and the problem)."""
     return read_model_config(path)
@@ -53,13 +99,17 @@ def write_config(path: Path, config: ModelServerConfig) -> None:
     _replace_text(Path(path), config_text(config))
 
 
-def _replace_text(path: Path, text: str) -> None:
+def _replace_text(path: Path, text: str, expected: str | None = None) -> None:
+    """Write `text` to `path` atomically; with `expected`, only if the file's SHA-256 still equals it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if expected is not None and digest(path.read_text()) != expected:
+            raise ConfigChanged(f"{path} was changed by someone else while this command ran; nothing was written. "
+                                "Check the file, then run the command again")  # fmt: skip
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -143,17 +193,38 @@ class Rollout:
     """Label moves on one models.config; `server` (a `ServerControl`) makes them live on a running server."""
 
     def __init__(self, config_path: Path, loaded: LoadedCheck, server: "ServerControl | None" = None,
-                 wait_seconds: float = 120.0) -> None:
+                 wait_seconds: float = 120.0, lock_wait_seconds: float = DEFAULT_LOCK_WAIT_S) -> None:
         self.config_path = Path(config_path)
         self.loaded = loaded
         self.server = server
         self.wait_seconds = wait_seconds
+        self.lock_wait_seconds = lock_wait_seconds
+        self._expected: str | None = None  # SHA-256 of the file as this command last read or wrote it
 
     def promote(self, name: str, label: str, version: int | None = None, from_label: str | None = None) -> int:
         """Point `label` of `name` at `version` (or at the version `from_label` points at); returns the version."""
         if not LABEL_PATTERN.match(label):
             raise RolloutError(f"label {label!r} must match [a-zA-Z0-9_]+")
-        config = read_config(self.config_path)
+        with exclusive_lock(self.config_path, self.lock_wait_seconds):
+            return self._promote(name, label, version, from_label)
+
+    def rollback(self, name: str) -> int:
+        """Move `stable` of `name` back to the stable version before the current one; returns that version."""
+        with exclusive_lock(self.config_path, self.lock_wait_seconds):
+            return self._rollback(name)
+
+    def _read(self) -> ModelServerConfig:
+        """Parse the config and remember its content for the compare-and-swap of the writes that follow."""
+        try:
+            text = self.config_path.read_text()
+        except OSError as err:
+            raise ValueError(f"cannot read model config file {self.config_path}: {err.strerror or err}") from err
+        config = parse_model_config(text, source=str(self.config_path))
+        self._expected = digest(text)
+        return config
+
+    def _promote(self, name: str, label: str, version: int | None, from_label: str | None) -> int:
+        config = self._read()
         entry = model_entry(config, name)
         if (version is None) == (from_label is None):
             raise RolloutError("give exactly one of a version or a label to promote from")
@@ -168,9 +239,8 @@ class Rollout:
         self._move(config, entry, "promote", label, version)
         return version
 
-    def rollback(self, name: str) -> int:
-        """Move `stable` of `name` back to the stable version before the current one; returns that version."""
-        config = read_config(self.config_path)
+    def _rollback(self, name: str) -> int:
+        config = self._read()
         entry = model_entry(config, name)
         history = stable_history(read_journal(self.config_path), name)
         if len(history) < 2:
@@ -215,13 +285,16 @@ class Rollout:
         config than the one it was just sent.
         """
         previous = self.config_path.read_text()
-        write_config(self.config_path, config)
+        text = config_text(config)
+        _replace_text(self.config_path, text, self._expected)
+        self._expected = digest(text)
         if self.server is None:
             return
         try:
             self.server.reload(config)
         except RolloutError:
-            _replace_text(self.config_path, previous)
+            _replace_text(self.config_path, previous, self._expected)
+            self._expected = digest(previous)
             raise
 
 

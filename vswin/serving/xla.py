@@ -37,3 +37,17 @@ def set_xla_compilation(enabled: bool) -> None:
 def xla_compilation_enabled() -> bool:
     """Whether XLA JIT compilation is allowed in this process."""
     return not getattr(_library(), _QUERY)()
+
+
+XLA_DISABLED = "XLA compilation disabled"
+XLA_DISABLED_HINT = (
+    "start the server with --xla_cpu_compilation_enabled=true (CPU) or --xla_gpu_compilation_enabled=true (GPU) "
+    "to run XLA signatures, or export with `vswin export --default-signature graph` for servers without XLA"
+)
+
+
+def explain_xla_disabled(message: str) -> str:
+    """TensorFlow's "XLA compilation disabled" error with the flag that allows it; other messages unchanged."""
+    if XLA_DISABLED in message and XLA_DISABLED_HINT not in message:
+        return f"{message.rstrip()} ({XLA_DISABLED_HINT})"
+    return message

@@ -1,0 +1,51 @@
+"""Persistent XLA compilation cache: `--xla_cache_dir`, and a second start that reads instead of compiling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vswin.cli import build_parser
+from vswin.serving.main import options_from_args
+from vswin.serving.xla_cache import CACHE_DIRECTORY_FLAG, with_cache_directory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_flag_is_parsed_into_the_server_options():
+    options = options_from_args(build_parser().parse_args(["serve", "--model_base_path=/m", "--xla_cache_dir=/c"]))
+    assert options.xla_cache_dir == "/c"
+
+
+def test_cache_directory_joins_the_other_xla_flags_once():
+    assert with_cache_directory("", "/c") == f"{CACHE_DIRECTORY_FLAG}=/c"
+    joined = with_cache_directory("--tf_xla_cpu_global_jit", "/c")
+    assert joined == f"--tf_xla_cpu_global_jit {CACHE_DIRECTORY_FLAG}=/c"
+    assert with_cache_directory(joined, "/c") == joined
+
+
+def test_a_different_cache_directory_already_in_tf_xla_flags_is_an_error():
+    with pytest.raises(ValueError, match="already sets --tf_xla_persistent_cache_directory=/other"):
+        with_cache_directory(f"{CACHE_DIRECTORY_FLAG}=/other", "/c")
+
+
+@pytest.mark.slow
+def test_second_start_reads_the_compiled_programs_from_the_cache(micro_export, tmp_path, subprocess_env):
+    """benchmarks/server_start.py on the micro export: the cold start writes programs, the warm one reads them."""
+    out = tmp_path / "server_start.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--model-base", str(micro_export),
+                    "--workdir", str(tmp_path / "work"), "--timeout", "900", "--out", str(out)],
+                   check=True, env=subprocess_env, timeout=2400)  # fmt: skip
+    result = json.loads(out.read_text())
+    cold, warm = result["cold"], result["warm"]
+    entries = sorted(p.name for p in (tmp_path / "work" / "xla_cache").glob("*.pb"))
+    assert entries and all(name.startswith("xla_compile_cache__") for name in entries)
+    assert (cold["cache_entries_before"], cold["cache_written"], cold["cache_hits"]) == (0, len(entries), 0)
+    assert (warm["cache_entries_before"], warm["cache_written"]) == (len(entries), 0)
+    assert warm["cache_hits"] == len(entries)  # TensorFlow's own log: every program came from the cache
+    assert warm["server_cache_report"].endswith("0 compiled and written while loading; the rest came from the cache")
+    assert result["warmup_batch_sizes"] == [1, 2] and result["warm_over_cold"] > 0
