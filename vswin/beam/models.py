@@ -119,7 +119,7 @@ def info_from_metadata(metadata: dict, signature: str) -> ModelInfo:
         clip = metadata["clip"]
         view = (clip["clip_len"], clip["height"], clip["width"], 3)
     else:
-        image = metadata[contract.IMAGE]
+        image = metadata["image"]
         view = (image["height"], image["width"], 3)
     pixels = TensorSpec(contract.uint8_input(family), "DT_UINT8", (None, *view))
     features = TensorSpec(contract.FEATURES, "DT_FLOAT", (None, metadata["features_dim"]))
