@@ -7,8 +7,8 @@
 
 Arms: `extract` (one asyncio process, 4 requests in flight), `beam_1` (Beam,
 one worker process: Beam's overhead over `extract`), `beam_2` (two worker
-processes). Each is a whole command timed from start to exit, so interpreter
-and pipeline start-up count, as a user sees them. Arms run interleaved, the
+processes); `--arms` runs a subset. Each is a whole command timed from start
+to exit, so interpreter and pipeline start-up count, as a user sees them. Arms run interleaved, the
 order rotated each round; the report gives medians of videos/s and clips/s,
 per-round ratios to `extract`, and Beam's counters: channels opened and
 geometry looked up (setups) against requests and clips, which shows that
@@ -36,7 +36,9 @@ BEAM_WORKERS = {"beam_1": 1, "beam_2": 2}
 
 
 def sampling_flags(args: argparse.Namespace) -> list[str]:
-    return ["--signature", args.signature, "--clips", str(args.clips), "--crops", str(args.crops)]
+    """The flags both commands get: signature, sampling, and views per request."""
+    return ["--signature", args.signature, "--clips", str(args.clips), "--crops", str(args.crops),
+            "--max-batch", str(args.max_batch)]
 
 
 def command(arm: str, args: argparse.Namespace, videos: list[Path], work: Path) -> list[str]:
@@ -68,37 +70,42 @@ def run_arm(arm: str, args: argparse.Namespace, videos: list[Path], work: Path) 
 
 
 def summarize(rounds: list[dict[str, dict]]) -> dict[str, dict]:
-    """Per arm: medians of seconds, videos/s, clips/s; per-round ratio to extract; Beam's setup counters."""
+    """Per arm run: medians of seconds, videos/s, clips/s; per-round ratio to extract (when it ran); Beam's setup
+    counters; Beam's overhead at one worker (when extract and beam_1 ran)."""
     summary = {}
-    for arm in ARMS:
+    for arm in [arm for arm in ARMS if arm in rounds[0]]:
         runs = [r[arm] for r in rounds]
         entry = {
             "median_seconds": statistics.median(run["seconds"] for run in runs),
             "videos_per_s": statistics.median(run["videos"] / run["seconds"] for run in runs),
             "clips_per_s": statistics.median(run["clips"] / run["seconds"] for run in runs),
-            "speedup_vs_extract": statistics.median(r["extract"]["seconds"] / r[arm]["seconds"] for r in rounds),
         }
+        if "extract" in rounds[0]:
+            entry["speedup_vs_extract"] = statistics.median(r["extract"]["seconds"] / r[arm]["seconds"] for r in rounds)
         if arm in BEAM_WORKERS:
             last = runs[-1]["counters"]
             entry["workers"] = BEAM_WORKERS[arm]
             entry["setups"] = {"model": last["model_setups"], "decode": last["decode_setups"]}
             entry["elements"] = {"requests": last["requests"], "clips": last["clips"], "videos": last["videos_ok"]}
         summary[arm] = entry
-    summary["beam_1"]["overhead_seconds_vs_extract"] = statistics.median(
-        r["beam_1"]["seconds"] - r["extract"]["seconds"] for r in rounds)
+    if {"extract", "beam_1"} <= set(summary):
+        summary["beam_1"]["overhead_seconds_vs_extract"] = statistics.median(
+            r["beam_1"]["seconds"] - r["extract"]["seconds"] for r in rounds)
     return summary
 
 
 def table(summary: dict[str, dict]) -> str:
     lines = ["| arm | median s | videos/s | clips/s | x extract | setups (model, decode) | requests |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for arm in ARMS:
-        s = summary[arm]
+    for arm, s in summary.items():
         setups = f"{s['setups']['model']}, {s['setups']['decode']}" if "setups" in s else "-"
         requests = s["elements"]["requests"] if "elements" in s else "-"
+        speedup = f"{s['speedup_vs_extract']:.2f}" if "speedup_vs_extract" in s else "-"
         lines.append(f"| {arm} | {s['median_seconds']:.1f} | {s['videos_per_s']:.2f} | {s['clips_per_s']:.1f} | "
-                     f"{s['speedup_vs_extract']:.2f} | {setups} | {requests} |")
-    lines.append(f"\nBeam's overhead at 1 worker: {summary['beam_1']['overhead_seconds_vs_extract']:+.1f} s per job")
+                     f"{speedup} | {setups} | {requests} |")
+    overhead = summary.get("beam_1", {}).get("overhead_seconds_vs_extract")
+    if overhead is not None:
+        lines.append(f"\nBeam's overhead at 1 worker: {overhead:+.1f} s per job")
     return "\n".join(lines)
 
 
@@ -109,11 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", action="append", required=True, type=Path, help="A video (repeatable).")
     parser.add_argument("--copies", type=int, default=4, help="Links to each video, for more work per job.")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"Comma-separated subset of {','.join(ARMS)} (default all).")
     parser.add_argument("--signature", default=contract.SERVING_DEFAULT)
     parser.add_argument("--clips", type=int, default=contract.NUM_CLIPS)
     parser.add_argument("--crops", type=int, default=contract.NUM_CROPS)
+    parser.add_argument("--max-batch", type=int, default=contract.MAX_BATCH_SIZE, help="Views per request.")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "beam_vs_extract.json")
     args = parser.parse_args(argv)
+    arms = tuple(arm for arm in ARMS if arm in args.arms.split(","))
+    if not arms or set(args.arms.split(",")) - set(ARMS):
+        parser.error(f"--arms takes a comma-separated subset of {','.join(ARMS)}, not {args.arms!r}")
 
     from vswin.bench.machine import describe
 
@@ -128,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 link.symlink_to(video.resolve())
                 videos.append(link)
         for number in range(args.rounds):
-            order = ARMS[number % len(ARMS):] + ARMS[:number % len(ARMS)]
+            order = arms[number % len(arms):] + arms[:number % len(arms)]
             rounds.append({arm: run_arm(arm, args, videos, work) for arm in order})
             print(f"round {number + 1}: " + ", ".join(f"{arm} {rounds[-1][arm]['seconds']:.1f}s" for arm in order),
                   file=sys.stderr)

@@ -38,10 +38,28 @@ def expected_logits(views: np.ndarray) -> np.ndarray:
 
 def serving_metadata(family: str, preprocessing: contract.Preprocessing, view_shape: tuple[int, ...]) -> dict:
     """The `metadata` signature's answer, with the fields vswin.export.metadata.serving_metadata writes."""
-    geometry = ({"clip_len": view_shape[0], "height": view_shape[1], "width": view_shape[2]}
-                if family == contract.VIDEO else {"height": view_shape[0], "width": view_shape[1]})  # fmt: skip
-    return {"family": family, "preprocessing": preprocessing.to_dict(), "clip": {**geometry, "channels": 3},
-            "features_dim": FEATURE_DIM, "num_classes": len(LABELS)}  # fmt: skip
+    if family == contract.VIDEO:
+        layout = {"clip": {"clip_len": view_shape[0], "height": view_shape[1], "width": view_shape[2], "channels": 3}}
+    else:
+        layout = {"image": {"height": view_shape[0], "width": view_shape[1], "channels": 3}}
+    return {"family": family, "preprocessing": preprocessing.to_dict(), **layout, "features_dim": FEATURE_DIM,
+            "num_classes": len(LABELS)}
+
+
+def write_export_json(version_dir: Path, name: str) -> Path:
+    """Give a tiny export the assets.extra/vswin.json that `vswin export` writes (model_name, version, the
+    `metadata` signature's answer, signatures), for readers of the file such as `vswin beam --savedmodel`."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(version_dir))
+    answer = loaded.signatures[contract.METADATA](**{contract.METADATA_INPUT: tf.zeros([1], tf.int32)})
+    served = json.loads(answer[contract.METADATA_OUTPUT].numpy()[0])
+    data = {"model_name": name, "version": int(version_dir.name), **served, "signatures": sorted(loaded.signatures),
+            "labels": LABELS}  # fmt: skip
+    path = version_dir / contract.ASSETS_EXTRA / contract.METADATA_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
 
 
 def save_tiny_export(path: Path, family: str = contract.VIDEO, preprocessing: contract.Preprocessing | None = None,

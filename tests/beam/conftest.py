@@ -1,4 +1,8 @@
-"""Fixtures for the Beam tests: the micro export served in-process, a folder of videos, the `vswin beam` command."""
+"""Fixtures for the Beam tests: the micro export served in-process, folders of videos, the `vswin beam` command.
+
+A `vswin beam` job on the multi-process DirectRunner takes seconds of process start-up, so each such job runs
+once, in a module-scoped fixture, and several tests check its outputs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,9 +40,10 @@ sys.meta_path.insert(0, _BlockTensorFlow())
 '''
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def served(micro_export) -> Iterator[str]:
-    """The micro export on an in-process ModelServer on 127.0.0.1 (reachable from Beam's worker processes)."""
+    """The micro export on an in-process ModelServer on 127.0.0.1 (reachable from Beam's worker processes),
+    for every test in tests/beam."""
     from vswin.serving.model_config import single_model_config
     from vswin.serving.server import ModelServer, ServerOptions
 
@@ -58,11 +64,10 @@ def expected(served, real_videos) -> dict[str, object]:
         return {name: client.extract(path, **SAMPLING) for name, path in real_videos.items()}
 
 
-@pytest.fixture()
-def videos(tmp_path, real_videos) -> Path:
-    """bikes.mp4, bigbuckbunny.mp4, corrupt.mp4 (a slice of bikes.mp4 without its header) and empty.mp4."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
+def video_folder(folder: Path, real_videos: dict[str, Path]) -> Path:
+    """bikes.mp4, bigbuckbunny.mp4, corrupt.mp4 (a slice of bikes.mp4 without its header) and empty.mp4 in
+    `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
     for path in real_videos.values():
         shutil.copy(path, folder / path.name)
     (folder / "corrupt.mp4").write_bytes(real_videos["bikes"].read_bytes()[2000:5000])
@@ -70,21 +75,54 @@ def videos(tmp_path, real_videos) -> Path:
     return folder
 
 
-def run_beam(args: list[str], env: dict[str, str], metrics: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    """`python -m vswin beam ARGS --metrics-json METRICS` in a subprocess; (process, its counters)."""
-    process = subprocess.run([sys.executable, "-m", "vswin", "beam", *args, "--metrics-json", str(metrics)],
-                             env=env, cwd=REPO_ROOT, capture_output=True, text=True)
-    counters = json.loads(metrics.read_text())["counters"] if metrics.exists() else {}
-    return process, counters
-
-
 @pytest.fixture()
-def tensorflow_blocked(tmp_path, subprocess_env) -> tuple[dict[str, str], Path]:
+def videos(tmp_path, real_videos) -> Path:
+    """video_folder for one test, which may change it."""
+    return video_folder(tmp_path / "videos", real_videos)
+
+
+def read_rows(prefix: Path) -> dict[str, dict]:
+    """The Parquet rows of every shard at `prefix`, by key (each key once)."""
+    import pyarrow.parquet as pq
+
+    rows = [row for path in sorted(prefix.parent.glob(f"{prefix.name}-*-of-*.parquet"))
+            for row in pq.read_table(path).to_pylist()]
+    keyed = {row["key"]: row for row in rows}
+    assert len(keyed) == len(rows), "a key is in the output twice"
+    return keyed
+
+
+def read_failures(prefix: Path) -> dict[str, dict]:
+    """The dead-letter records at `prefix`, by key."""
+    lines = (prefix.parent / f"{prefix.name}-failed-00000-of-00001.jsonl").read_text().splitlines()
+    return {record["key"]: record for record in map(json.loads, lines)}
+
+
+@dataclass(frozen=True)
+class BeamRun:
+    """One `vswin beam` command run to its end: the process, its counters, its output prefix."""
+
+    process: subprocess.CompletedProcess
+    counters: dict[str, int]
+    prefix: Path
+
+
+def run_beam(args: list[str], env: dict[str, str], work: Path) -> BeamRun:
+    """`python -m vswin beam ARGS --output WORK/out/feats --metrics-json WORK/metrics.json` in a subprocess."""
+    prefix, metrics = work / "out" / "feats", work / "metrics.json"
+    process = subprocess.run(
+        [sys.executable, "-m", "vswin", "beam", *args, "--output", str(prefix), "--metrics-json", str(metrics)],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    counters = json.loads(metrics.read_text())["counters"] if metrics.exists() else {}
+    return BeamRun(process, counters, prefix)
+
+
+@pytest.fixture(scope="module")
+def tensorflow_blocked(tmp_path_factory, subprocess_env) -> tuple[dict[str, str], Path]:
     """(environment whose Python processes cannot import TensorFlow, the file listing any attempt)."""
-    site = tmp_path / "block_tensorflow"
-    site.mkdir()
+    site = tmp_path_factory.mktemp("block_tensorflow")
     (site / "sitecustomize.py").write_text(_BLOCK_TENSORFLOW)
-    log = tmp_path / "tensorflow_imports.log"
+    log = site / "tensorflow_imports.log"
     env = dict(subprocess_env)
     env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
     env["VSWIN_TF_IMPORT_LOG"] = str(log)

@@ -13,14 +13,15 @@ import pytest
 from tests.tiny_exports import TinyServer, expected_features, tiny_config
 from vswin import contract
 from vswin.beam.assemble import outcome
-from vswin.beam.elements import Failure, VideoMeta, ViewFeatures
+from vswin.beam.elements import Failure, FileMeta, ViewFeatures, row_info
 from vswin.beam.inputs import as_pattern, is_list_file, list_entries
 from vswin.beam.inprocess import padded_size
 from vswin.beam.models import RemoteModel, info_from_metadata
 from vswin.beam.remote import ServedModel, is_transient
-from vswin.beam.sinks import DEFAULT_SHARDS, existing_shards, plan_output
+from vswin.beam.sinks import DEFAULT_SHARDS, FORMATS, existing_shards, plan_output
 from vswin.client.errors import DeadlineExceeded, InvalidInput, ServerUnavailable
-from vswin.client.extract import ExtractOptions
+from vswin.beam import examples
+from vswin.client.extract import ExtractOptions, ImageResult
 
 PREDICT, DEFAULT = "Predict", contract.SERVING_DEFAULT
 
@@ -92,8 +93,17 @@ def test_only_transient_errors_retry_a_batch():
     assert not is_transient(InvalidInput("bad shape")) and not is_transient(ValueError("bug"))
 
 
-def _meta(key: str = "v.mp4", clips: int = 2) -> VideoMeta:
-    return VideoMeta(key, "m", "serving_default", clips, np.arange(clips * 4).reshape(clips, 4), 100, 25.0)
+def _metadata(**changes) -> dict:
+    """A video export's vswin.json, as much of it as the pipeline reads."""
+    preprocessing = contract.video_preprocessing(clip_len=4, size=32, sampling="segments", num_clips=2, num_crops=1)
+    return {"model_name": "m", "version": 3, "family": "video", "clip": {"clip_len": 4, "height": 32, "width": 32},
+            "preprocessing": preprocessing.to_dict(), "features_dim": 3, "labels": ["a", "b"],
+            "signatures": ["serving_default", "features_graph"], **changes}
+
+
+def _meta(key: str = "v.mp4", clips: int = 2) -> FileMeta:
+    info = row_info(info_from_metadata(_metadata(), DEFAULT))
+    return FileMeta(key, info, clips, np.arange(clips * 4).reshape(clips, 4), 100, 25.0)
 
 
 def _views(key: str = "v.mp4", count: int = 2, versions=(1, 1)) -> list[ViewFeatures]:
@@ -106,6 +116,27 @@ def test_assembly_pools_views_like_the_client():
     np.testing.assert_array_equal(result.clip_features[:, 0, 0], [0, 1])
     np.testing.assert_allclose(result.features, [0.5, 0.5, 0.5])
     np.testing.assert_allclose(result.clip_starts, [0, 0.16])
+
+
+def test_assembly_records_the_exports_sampling_for_settings_the_options_leave_unset():
+    result = outcome("v.mp4", [_meta()], _views(), [], ExtractOptions())
+    assert (result.options.sampling, result.options.clips, result.options.crops) == ("segments", 2, 1)
+    assert result.to_json()["sampling"] == "segments" and result.signature == DEFAULT
+
+
+def test_an_image_assembles_to_one_row_of_one_view_without_a_time():
+    metadata = _metadata(family="image", image={"height": 32, "width": 32}, clip=None,
+                         preprocessing=contract.image_preprocessing(32).to_dict())
+    meta = FileMeta("a.png", row_info(info_from_metadata(metadata, DEFAULT)), 1, image_size=(40, 90))
+    result = outcome("a.png", [meta], _views("a.png", 1), [], ExtractOptions())
+    assert isinstance(result, ImageResult)
+    assert (result.image, result.version, result.height, result.width) == ("a.png", 1, 40, 90)
+    assert result.preprocessing == contract.image_preprocessing(32)
+    row = FORMATS["parquet"].encode(result)
+    assert (row["key"], row["clip_starts"], row["features"], row["clip_features"]) == ("a.png", [], [0, 0, 0],
+                                                                                      [[[0, 0, 0]]])
+    example = examples.decode(FORMATS["tfrecord"].encode(result))
+    assert example["clip_starts"] == [] and example["clip_features_shape"] == [1, 1, 3]
 
 
 def test_assembly_turns_mixed_versions_and_missing_views_into_failures():
@@ -150,13 +181,24 @@ def test_inference_batches_pad_to_the_batch_plan():
     assert [padded_size(n) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 9]
 
 
-def test_export_metadata_gives_the_clip_geometry():
-    metadata = {"model_name": "m", "version": 3, "clip": {"clip_len": 16, "height": 64, "width": 48},
-                "features_dim": 192, "signatures": ["serving_default", "features_graph"]}
-    info = info_from_metadata(metadata, "features_graph")
-    assert (info.name, info.version, info.clip_shape, info.feature_dim) == ("m", 3, (16, 64, 48), 192)
+def test_export_metadata_gives_the_geometry_and_the_preprocessing():
+    info = info_from_metadata(_metadata(clip={"clip_len": 16, "height": 64, "width": 48}), "features_graph")
+    assert (info.name, info.version, info.clip_shape, info.feature_dim) == ("m", 3, (16, 64, 48), 3)
+    assert (info.family, info.input.name, info.preprocessing.sampling) == ("video", "frames", "segments")
     with pytest.raises(ValueError, match="no signature 'features_xla'"):
-        info_from_metadata(metadata, "features_xla")
+        info_from_metadata(_metadata(), "features_xla")
+    legacy = {key: value for key, value in _metadata().items() if key not in ("family", "preprocessing")}
+    legacy = info_from_metadata(legacy, DEFAULT)  # an export written before either was recorded
+    assert (legacy.family, legacy.preprocessing) == ("video", contract.video_preprocessing(clip_len=4, size=32))
+
+    image = info_from_metadata(_metadata(family="image", image={"height": 48, "width": 48}, clip=None), DEFAULT)
+    assert (image.family, image.input.name, image.view_shape) == ("image", "images", (48, 48, 3))
+
+
+def test_files_carry_the_called_signature_and_the_export_without_its_labels():
+    info = row_info(info_from_metadata(_metadata(), DEFAULT))
+    assert list(info.signatures) == [DEFAULT] and "labels" not in info.export
+    assert info.export["preprocessing"]["sampling"] == "segments"
 
 
 def test_models_take_only_signatures_of_frames_to_features():

@@ -1,4 +1,4 @@
-"""Batch feature extraction on Apache Beam: video URIs in, Parquet (or TFRecord) features out.
+"""Batch feature extraction on Apache Beam: video and image URIs in, Parquet (or TFRecord) features out.
 
 Composable PTransforms for a user's own pipeline, and the pipeline behind `vswin beam`:
 

@@ -1,29 +1,31 @@
-"""Per video: its metadata, its views' features and any failures -> one output row or one dead-letter record."""
+"""Per file: its metadata, its views' features and any failures -> one output row or one dead-letter record."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
 
 from vswin.beam import metrics
-from vswin.beam.elements import ASSEMBLE, DECODE, INFERENCE, Failure, VideoMeta, ViewFeatures
-from vswin.client.extract import ExtractOptions, ExtractResult, assemble
-from vswin.client.metadata import ModelInfo
+from vswin.beam.elements import ASSEMBLE, DECODE, INFERENCE, Failure, FileMeta, ViewFeatures
+from vswin.client.extract import ExtractOptions, Result, Views, assemble
+from vswin.client.image import ImageView
 from vswin.client.video import VideoClips
 
 FAILED = "failed"
 STAGE_ORDER = (DECODE, INFERENCE, ASSEMBLE)
 
 
-def outcome(key: str, metas: list[VideoMeta], views: list[ViewFeatures], failures: list[Failure],
-            options: ExtractOptions) -> ExtractResult | Failure:
-    """The video's ExtractResult, built with vswin.client's assemble, or why there is none."""
+def outcome(key: str, metas: list[FileMeta], views: list[ViewFeatures], failures: list[Failure],
+            options: ExtractOptions) -> Result | Failure:
+    """The file's ExtractResult (a video) or ImageResult (an image), built with vswin.client's assemble, or why
+    there is none."""
     if failures:
         return min(failures, key=lambda f: (STAGE_ORDER.index(f.stage) if f.stage in STAGE_ORDER else 99, f.error))
     if len(metas) != 1:
-        return Failure(key, ASSEMBLE, f"expected one decoded video for the key, got {len(metas)}")
+        return Failure(key, ASSEMBLE, f"expected one decoded file for the key, got {len(metas)}")
     meta = metas[0]
     indices = sorted(view.index for view in views)
     if indices != list(range(meta.num_views)):
@@ -33,16 +35,24 @@ def outcome(key: str, metas: list[VideoMeta], views: list[ViewFeatures], failure
         return Failure(key, ASSEMBLE, f"views answered by model versions {versions} (a rollout during the job); "
                                       "run again with --skip-existing")
     features = np.stack([view.features for view in sorted(views, key=lambda v: v.index)])
-    # assemble reads only the shape of `clips` ([clips, crops, ...]); the pixels stayed in the decode step.
+    # The model as the decode saw it (its export's preprocessing is what cut the file), at the version that answered.
+    info = dataclasses.replace(meta.info, version=versions[0])
+    return assemble([(shape_only(key, meta), features)], info, options)
+
+
+def shape_only(key: str, meta: FileMeta) -> Views:
+    """The decoded part without its pixels, which stayed in the decode step: assemble reads only the shape of
+    a video's `clips` ([clips, crops, ...]) and an image's original size."""
+    if meta.image_size is not None:
+        return ImageView(key, np.empty((0, 0, 3), np.uint8), *meta.image_size)
     crops = meta.num_views // len(meta.frame_indices)  # the decode's, also when the options left it to the model
-    clips = VideoClips(path=key, clips=np.empty((len(meta.frame_indices), crops, 0), np.uint8),
-                       frame_indices=meta.frame_indices, num_frames=meta.num_frames, fps=meta.fps)
-    info = ModelInfo(name=meta.model, version=versions[0], signature=meta.signature, signatures={})
-    return assemble([(clips, features)], info, options)
+    return VideoClips(path=key, clips=np.empty((len(meta.frame_indices), crops, 0), np.uint8),
+                      frame_indices=meta.frame_indices, num_frames=meta.num_frames, fps=meta.fps)
 
 
 class AssembleVideos(beam.DoFn):
-    """CoGroupByKey result (key, {meta, views, failures}) -> ExtractResult (main) or Failure (output `failed`)."""
+    """CoGroupByKey result (key, {meta, views, failures}) -> ExtractResult or ImageResult (main), or Failure
+    (output `failed`)."""
 
     def __init__(self, options: ExtractOptions) -> None:
         self._options = options

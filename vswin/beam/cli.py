@@ -1,4 +1,4 @@
-"""`vswin beam`: a folder or list of videos -> Parquet (or TFRecord) features, on any Beam runner.
+"""`vswin beam`: a folder or list of videos and images -> Parquet (or TFRecord) features, on any Beam runner.
 
 Imports only argparse at module level; Beam, the client and (in-process
 mode) TensorFlow load inside the handler. Options it does not know go to
@@ -16,9 +16,11 @@ from vswin import contract
 from vswin.client.cli import add_sampling_arguments, add_tls_arguments, extract_options, tls_options
 
 DESCRIPTION = (
-    "Turns videos (a glob, a folder, or a .txt/.list file of URIs on any filesystem Beam reads) into one "
-    "row of features per video: PREFIX-SSSSS-of-NNNNN.parquet (key, model, version, clip_starts, features, "
-    "clip_features), or .tfrecord of tf.train.Example. Videos that fail go to PREFIX-failed-00000-of-00001.jsonl "
+    "Turns videos and images (jpg, png, webp; a glob, a folder, or a .txt/.list file of URIs on any filesystem "
+    "Beam reads) into one row of features per file: PREFIX-SSSSS-of-NNNNN.parquet (key, model, version, "
+    "clip_starts, features, clip_features), or .tfrecord of tf.train.Example. Each file is cut the way the model "
+    "was evaluated (the preprocessing recorded in its export; flags override it); an image model takes images, "
+    "and --frames-per-video frames of each video. Files that fail go to PREFIX-failed-00000-of-00001.jsonl "
     "(key, stage, error) and the job goes on. Inference is remote (--server: TF Serving or vswin serve, no "
     "TensorFlow in the workers) or in each worker (--savedmodel). Any other option goes to Beam, e.g. "
     "--direct_num_workers 2 --direct_running_mode multi_processing, or --runner DataflowRunner --project P "
@@ -28,7 +30,8 @@ DESCRIPTION = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "beam", help="Extract features from many videos with Apache Beam (DirectRunner, Dataflow, Flink, Spark).",
+        "beam", help="Extract features from many videos and images with Apache Beam (DirectRunner, Dataflow, Flink, "
+                     "Spark).",
         description=DESCRIPTION, allow_abbrev=False,
     )
     parser.add_argument("--inputs", required=True, help="Glob, folder, or .txt/.list file with one URI per line.")
@@ -48,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-shards", type=int,
                         help="Output files (default: as many as the earlier output at PREFIX has, else 1).")
     parser.add_argument("--skip-existing", action="store_true",
-                        help="Process only the videos whose keys are not in the output yet, and keep the rest.")
+                        help="Process only the files whose keys are not in the output yet, and keep the rest.")
     parser.add_argument("--max-batch", type=int, default=contract.MAX_BATCH_SIZE,
-                        help=f"Clips per inference batch, across videos (default {contract.MAX_BATCH_SIZE}).")
+                        help="Views (clips, images or frames) per inference batch, across files "
+                             f"(default {contract.MAX_BATCH_SIZE}).")
     parser.add_argument("--max-in-flight", type=int, default=4,
                         help="Predict requests one worker process has open at once (default 4).")
     parser.add_argument("--timeout", type=float, default=60.0, help="Deadline per request, seconds (default 60).")

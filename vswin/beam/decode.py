@@ -1,4 +1,10 @@
-"""Decode and sample videos in the workers, with the client's own code: URI -> views + one VideoMeta."""
+"""Decode and cut files in the workers, with the client's own code: URI -> views + one FileMeta.
+
+A video becomes clips (video model) or single frames (image model,
+`frames_per_video`); an image (jpg, png, webp) one view with the evaluation's
+resize and center crop. Which file is which goes by the suffix, as in
+`vswin extract`.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +22,18 @@ from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.utils import shared
 
 from vswin.beam import metrics
-from vswin.beam.elements import VideoMeta, View
-from vswin.client.errors import VideoError
+from vswin.beam.elements import FileMeta, View, row_info
+from vswin.client.errors import FileError
 from vswin.client.extract import ExtractOptions, flat_views
+from vswin.client.image import ImageView
 
 META = "meta"
 
 
 @contextlib.contextmanager
 def local_file(uri: str) -> Iterator[str]:
-    """A local path OpenCV can open: the file itself, or a temporary copy of a gs://, s3://, ... object."""
+    """A local path OpenCV (or Pillow) can open: the file itself, or a temporary copy of a gs://, s3://, ...
+    object with the same suffix."""
     if isinstance(FileSystems.get_filesystem(uri), LocalFileSystem):
         yield uri.removeprefix("file://")
         return
@@ -38,14 +46,15 @@ def local_file(uri: str) -> Iterator[str]:
         yield copy.name
 
 
-@beam.typehints.with_output_types(View, **{META: tuple[str, VideoMeta]})
+@beam.typehints.with_output_types(View, **{META: tuple[str, FileMeta]})
 class DecodeVideos(beam.DoFn):
-    """URI -> its views (main output) then, once the whole video decoded, its VideoMeta (output `meta`).
+    """URI -> its views (main output) then, once the whole file decoded, its FileMeta (output `meta`).
 
-    Decoding, sampling, resizing and cropping are vswin.client's (ExtractOptions
-    over iter_clip_batches), in groups of `group_clips` clips so a long video
-    never sits in memory whole. The clip geometry comes from the model
-    (`model.info()`), looked up once per worker process.
+    Decoding, sampling, resizing and cropping are vswin.client's (ExtractOptions.batches),
+    videos in groups of `group_clips` clips so a long video never sits in memory
+    whole. The geometry and preprocessing come from the model (`model.info()`),
+    looked up once per worker process; options that do not fit the model stop
+    the job there, before any file is read.
     """
 
     def __init__(self, model, options: ExtractOptions, group_clips: int) -> None:
@@ -56,7 +65,8 @@ class DecodeVideos(beam.DoFn):
         self._info = None
 
     def setup(self) -> None:
-        self._info = self._shared.acquire(lambda: _Counted(self._model.info()), tag=repr(self._model))
+        self._info = self._shared.acquire(lambda: _Counted(row_info(self._model.info())), tag=repr(self._model))
+        self._options.resolve(self._info.value)  # ValueError, e.g. --clips for an image model
 
     def process(self, uri: str) -> Iterator[View | beam.pvalue.TaggedOutput]:
         if self._info.first_use():
@@ -65,18 +75,22 @@ class DecodeVideos(beam.DoFn):
         offset, indices, last = 0, [], None
         with local_file(uri) as path:
             try:
-                for clips in self._options.batches(path, info, self._group_clips):
-                    views = flat_views(clips)
+                for part in self._options.batches(path, info, self._group_clips):
+                    views = flat_views(part, info.view_shape)
                     for i, view in enumerate(views):
                         yield View(uri, offset + i, view)
                     offset += len(views)
-                    indices.append(clips.frame_indices)
-                    last = clips
-            except VideoError as err:
+                    if not isinstance(part, ImageView):
+                        indices.append(part.frame_indices)
+                    last = part
+            except FileError as err:
                 if err.path == uri:
                     raise
-                raise VideoError(uri, err.reason) from None  # name the video, not its temporary copy
-        meta = VideoMeta(uri, info.name, info.signature, offset, np.concatenate(indices), last.num_frames, last.fps)
+                raise type(err)(uri, err.reason) from None  # name the file, not its temporary copy
+        if isinstance(last, ImageView):
+            meta = FileMeta(uri, info, offset, image_size=(last.height, last.width))
+        else:
+            meta = FileMeta(uri, info, offset, np.concatenate(indices), last.num_frames, last.fps)
         yield beam.pvalue.TaggedOutput(META, (uri, meta))
 
 

@@ -33,7 +33,9 @@ class LoadedExport:
 
         self._tf = tf
         self.first_use = FirstUse()
-        self.version = int(spec.metadata()["version"])
+        metadata = spec.metadata()
+        self.version = int(metadata["version"])
+        self._input = contract.uint8_input(metadata.get("family", contract.VIDEO))  # frames or images
         self._loaded = tf.saved_model.load(spec.path)
         self._signature = self._loaded.signatures[spec.signature]
 
@@ -41,7 +43,7 @@ class LoadedExport:
         count = len(views)
         padded = np.zeros((padded_size(count), *views.shape[1:]), views.dtype)
         padded[:count] = views
-        outputs = self._signature(**{contract.FRAMES: self._tf.constant(padded)})
+        outputs = self._signature(**{self._input: self._tf.constant(padded)})
         return outputs[contract.FEATURES].numpy()[:count], self.version
 
 

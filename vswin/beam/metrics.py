@@ -8,11 +8,12 @@ from apache_beam.metrics.metric import Metrics, MetricsFilter
 
 NAMESPACE = "vswin"
 
+# The names say videos; they count every file, images included.
 VIDEOS_OK = "videos_ok"
 VIDEOS_FAILED = "videos_failed"
 VIDEOS_SKIPPED = "videos_skipped"  # already in the output (--skip-existing)
-CLIPS = "clips"  # views (clips x crops) of the videos written, as ExtractResult.num_clips counts them
-BYTES_READ = "bytes_read"  # video bytes copied from a remote filesystem to decode
+CLIPS = "clips"  # views of the files written (clips x crops, frames, 1 per image), as the results' num_clips count
+BYTES_READ = "bytes_read"  # file bytes copied from a remote filesystem to decode
 BYTES_SENT = "bytes_sent"  # uint8 pixels handed to the model (Predict payloads in remote mode)
 REQUESTS = "requests"  # inference batches
 DECODE_SETUPS = "decode_setups"  # model geometry looked up: once per worker process
@@ -56,9 +57,9 @@ def summary(totals: dict[str, int], seconds: float) -> str:
     """One line for the end of `vswin beam`."""
     rate = max(seconds, 1e-9)
     return (
-        f"vswin beam: {totals[VIDEOS_OK]} videos written, {totals[VIDEOS_FAILED]} failed, "
-        f"{totals[VIDEOS_SKIPPED]} skipped (already in the output); {totals[CLIPS]} clips, "
+        f"vswin beam: {totals[VIDEOS_OK]} files written, {totals[VIDEOS_FAILED]} failed, "
+        f"{totals[VIDEOS_SKIPPED]} skipped (already in the output); {totals[CLIPS]} views, "
         f"{totals[BYTES_SENT] / 1e6:.1f} MB sent in {totals[REQUESTS]} requests; "
         f"setups: {totals[DECODE_SETUPS]} decode, {totals[MODEL_SETUPS]} model; "
-        f"{seconds:.1f}s ({totals[VIDEOS_OK] / rate:.2f} videos/s, {totals[CLIPS] / rate:.1f} clips/s)"
+        f"{seconds:.1f}s ({totals[VIDEOS_OK] / rate:.2f} files/s, {totals[CLIPS] / rate:.1f} views/s)"
     )

@@ -1,7 +1,7 @@
 """Where the features come from: a served model (`RemoteModel`) or an export loaded in each worker (`ExportedModel`).
 
 Both are small picklable descriptions that travel to the workers. `info()` is
-what the decode step needs (clip geometry, model name and version) and runs in
+what the decode step needs (geometry, preprocessing, model name and version) and runs in
 the workers, so the machine that launches a Dataflow job needs no route to the
 server; `handler()` is the Beam ModelHandler that RunInference runs.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from vswin import contract
 from vswin.client.metadata import ModelInfo, SignatureInfo, TensorSpec
 
-# Signatures that take uint8 frames and return features: the ones a video pipeline can call.
+# Signatures that take uint8 frames (or images) and return features: the ones the pipeline can call.
 FRAME_SIGNATURES = (contract.SERVING_DEFAULT, contract.FEATURES_GRAPH, contract.FEATURES_XLA)
 
 
@@ -109,15 +109,25 @@ class ExportedModel:
 
 
 def info_from_metadata(metadata: dict, signature: str) -> ModelInfo:
-    """The ModelInfo a server would answer for this export, from its vswin.json."""
+    """The ModelInfo a server would answer for this export, from its vswin.json: the signature's input (uint8
+    `frames` [B, T, H, W, 3] from the `clip` block, or `images` [B, H, W, 3] from the `image` block), and the
+    export's metadata and preprocessing, so the files are cut and recorded as the model was evaluated."""
     if signature not in metadata.get("signatures", ()):
         raise ValueError(f"the export has no signature {signature!r}; it has {metadata.get('signatures')}")
-    clip = metadata["clip"]
-    frames = TensorSpec(contract.FRAMES, "DT_UINT8", (None, clip["clip_len"], clip["height"], clip["width"], 3))
+    family = metadata.get("family", contract.VIDEO)
+    if family == contract.VIDEO:
+        clip = metadata["clip"]
+        view = (clip["clip_len"], clip["height"], clip["width"], 3)
+    else:
+        image = metadata["image"]
+        view = (image["height"], image["width"], 3)
+    pixels = TensorSpec(contract.uint8_input(family), "DT_UINT8", (None, *view))
     features = TensorSpec(contract.FEATURES, "DT_FLOAT", (None, metadata["features_dim"]))
-    spec = SignatureInfo(signature, "", inputs={frames.name: frames}, outputs={features.name: features})
+    spec = SignatureInfo(signature, "", inputs={pixels.name: pixels}, outputs={features.name: features})
+    preprocessing = metadata.get("preprocessing")
     return ModelInfo(name=metadata["model_name"], version=int(metadata["version"]), signature=signature,
-                     signatures={signature: spec})
+                     signatures={signature: spec}, export=metadata,
+                     preprocessing=None if preprocessing is None else contract.Preprocessing.from_dict(preprocessing))
 
 
 def _check_signature(signature: str) -> None:

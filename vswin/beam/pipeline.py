@@ -34,16 +34,19 @@ VIEWS, ERRORS = "views", "errors"
 
 
 class Extracted(NamedTuple):
-    rows: beam.PCollection  # ExtractResult per video
-    failed: beam.PCollection  # Failure per video
+    rows: beam.PCollection  # ExtractResult per video, ImageResult per image
+    failed: beam.PCollection  # Failure per file
 
 
 class ExtractFeatures(beam.PTransform):
-    """Video URIs -> Extracted(rows, failed): one ExtractResult or one Failure per distinct URI.
+    """Video and image URIs -> Extracted(rows, failed): one result or one Failure per distinct URI.
 
     `model` is a RemoteModel or an ExportedModel; `options` the sampling
-    (vswin.client's ExtractOptions). Views of different videos share inference
-    batches; a video that cannot be decoded or whose batch failed becomes a Failure.
+    (vswin.client's ExtractOptions; unset settings are the model's, from its
+    export). A video gives an ExtractResult (for an image model: its frames'
+    features), an image (jpg, png, webp; image models only) an ImageResult.
+    Views of different files share inference batches; a file that cannot be
+    decoded or whose batch failed becomes a Failure.
     """
 
     def __init__(self, model, options: ExtractOptions | None = None) -> None:

@@ -19,12 +19,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from vswin.beam import examples
 from vswin.beam.elements import Failure
-from vswin.client.extract import ExtractResult
+from vswin.client.extract import ImageResult, Result
 
 DEFAULT_SHARDS = 1
 FAILED_SUFFIX = "-failed"
 
-# The output's columns (Parquet) and features (tf.train.Example), one row per video.
+# The output's columns (Parquet) and features (tf.train.Example), one row per file (video or image).
 KEY, MODEL, VERSION = "key", "model", "version"
 CLIP_STARTS, FEATURES, CLIP_FEATURES = "clip_starts", "features", "clip_features"
 CLIP_FEATURES_SHAPE = "clip_features_shape"  # TFRecord only: [clips, crops, C] of the flattened clip_features
@@ -32,7 +32,7 @@ CLIP_FEATURES_SHAPE = "clip_features_shape"  # TFRecord only: [clips, crops, C] 
 
 def parquet_schema():
     """key, model, version (the one that answered), clip_starts [clips] (s), features [C] (mean over
-    clips and crops), clip_features [clips][crops][C]."""
+    clips and crops), clip_features [clips][crops][C]; see row_arrays for images."""
     import pyarrow as pa
 
     return pa.schema([
@@ -45,6 +45,16 @@ def parquet_schema():
     ])
 
 
+def row_arrays(result: Result) -> tuple[str, np.ndarray, np.ndarray]:
+    """(key, clip_starts [clips], clip_features [clips, crops, C]) of one file's result. A video's frames sent
+    to an image model are its clips (one crop each, starting at the frame's time); an image is one view
+    without a time: clip_starts empty, clip_features [[features]]. So every row's features are the mean of
+    its clip_features."""
+    if isinstance(result, ImageResult):
+        return result.image, np.empty(0), result.features[None, None]
+    return result.video, result.clip_starts, result.clip_features
+
+
 class ParquetFormat:
     name, suffix = "parquet", ".parquet"
 
@@ -53,10 +63,11 @@ class ParquetFormat:
         import pyarrow  # noqa: F401  (in the [beam] extra)
 
     @staticmethod
-    def encode(result: ExtractResult) -> dict:
-        return {KEY: result.video, MODEL: result.model, VERSION: int(result.version),
-                CLIP_STARTS: result.clip_starts.astype(np.float64).tolist(), FEATURES: result.features.tolist(),
-                CLIP_FEATURES: result.clip_features.tolist()}
+    def encode(result: Result) -> dict:
+        key, clip_starts, clip_features = row_arrays(result)
+        return {KEY: key, MODEL: result.model, VERSION: int(result.version),
+                CLIP_STARTS: clip_starts.astype(np.float64).tolist(), FEATURES: result.features.tolist(),
+                CLIP_FEATURES: clip_features.tolist()}
 
     @staticmethod
     def key(record: dict) -> str:
@@ -71,7 +82,7 @@ class ParquetFormat:
 
 
 class TFRecordFormat:
-    """tf.train.Example per video, for TF training input: clip_features flattened, with its shape."""
+    """tf.train.Example per file, for TF training input: clip_features flattened, with its shape."""
 
     name, suffix = "tfrecord", ".tfrecord"
     _FLOATS = frozenset({CLIP_STARTS, FEATURES, CLIP_FEATURES})
@@ -86,12 +97,12 @@ class TFRecordFormat:
         except RuntimeError as err:
             raise ValueError(f"--format tfrecord needs google-crc32c (pip install 'vswin-serving[beam]'): {err}") from None
 
-    def encode(self, result: ExtractResult) -> bytes:
+    def encode(self, result: Result) -> bytes:
+        key, clip_starts, clip_features = row_arrays(result)
         return examples.encode({
-            KEY: [result.video], MODEL: [result.model], VERSION: [int(result.version)],
-            CLIP_STARTS: result.clip_starts.tolist(), FEATURES: result.features.tolist(),
-            CLIP_FEATURES: result.clip_features.reshape(-1).tolist(),
-            CLIP_FEATURES_SHAPE: list(result.clip_features.shape),
+            KEY: [key], MODEL: [result.model], VERSION: [int(result.version)],
+            CLIP_STARTS: clip_starts.tolist(), FEATURES: result.features.tolist(),
+            CLIP_FEATURES: clip_features.reshape(-1).tolist(), CLIP_FEATURES_SHAPE: list(clip_features.shape),
         }, self._FLOATS)
 
     @staticmethod
@@ -160,8 +171,8 @@ class ReadExistingOutput(beam.PTransform):
 
 
 class WriteFeatures(beam.PTransform):
-    """ExtractResults -> PREFIX-SSSSS-of-NNNNN.parquet (or .tfrecord); `carried`: records of an earlier
-    run (ReadExistingOutput's values) written along."""
+    """ExtractResults and ImageResults -> PREFIX-SSSSS-of-NNNNN.parquet (or .tfrecord); `carried`: records of
+    an earlier run (ReadExistingOutput's values) written along."""
 
     def __init__(self, prefix: str, output_format: str = ParquetFormat.name, num_shards: int = DEFAULT_SHARDS,
                  carried=None) -> None:
