@@ -94,9 +94,11 @@ class LocalServer:
     def _wait_ready(self) -> None:
         """Poll GetModelStatus until a version is AVAILABLE; fail with the server's log if it exits."""
         from vswin.client import ClientError, VideoSwinClient
+        from vswin.client.channel import NO_RETRY
 
         deadline = time.monotonic() + self.ready_timeout_s
-        with VideoSwinClient(self.target, self.model_name, timeout=5.0) as client:
+        # This loop is the retry: a client retrying each poll only logs a warning per refused connection.
+        with VideoSwinClient(self.target, self.model_name, timeout=5.0, retry=NO_RETRY) as client:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
                     raise RuntimeError(f"server exited with {self._process.returncode}:\n{self.log_tail()}")

@@ -31,12 +31,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from tensorflow_serving.config import model_server_config_pb2
 
 from vswin.atomic import publish
 from vswin.serving.model_config import LABEL_PATTERN, config_text, parse_model_config, read_model_config
+
+if TYPE_CHECKING:
+    from vswin.client.channel import RetryPolicy
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig
@@ -321,10 +324,10 @@ class ServerControl:
     def close(self) -> None:
         self._rpc.close()
 
-    def _call(self, call: object, timeout: float) -> object:
+    def _call(self, call: object, timeout: float, retry: RetryPolicy | None = None) -> object:
         from vswin.client.core import Attempts
 
-        return self._rpc.call(call, Attempts(call.path, self.target, timeout, self._retry))
+        return self._rpc.call(call, Attempts(call.path, self.target, timeout, retry or self._retry))
 
     def reload(self, config: ModelServerConfig) -> None:
         """HandleReloadConfigRequest with `config`; RolloutError carrying the server's message if it refuses."""
@@ -348,13 +351,14 @@ class ServerControl:
         """The version's state name (e.g. AVAILABLE, LOADING), or None when the server does not know it."""
         from vswin.client import protos
         from vswin.client import requests as rq
+        from vswin.client.channel import NO_RETRY
         from vswin.client.core import Call
         from vswin.client.errors import ClientError, ModelNotFound
 
         call = Call(protos.GET_MODEL_STATUS[0], rq.status_request(rq.ModelRef(name, version)),
                     protos.GetModelStatusResponse)  # fmt: skip
-        try:
-            response = self._call(call, min(self.timeout, 10.0))
+        try:  # one attempt: callers poll, and a retried poll only logs a warning per refused connection
+            response = self._call(call, min(self.timeout, 10.0), NO_RETRY)
         except ModelNotFound:
             return None
         except ClientError as err:
