@@ -9,9 +9,6 @@ on TensorFlow here and on JAX (under jit) in a subprocess.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,33 +87,8 @@ def test_shifted_blocks_mask_across_regions():
         assert masked.any() and (np.asarray(attention[i])[masked] < 1e-30).all()
 
 
-_JAX_SCRIPT = """
-import json, sys
-from pathlib import Path
-import jax, keras
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-import vswin.model
-from tests.model import test_image_parity as parity
-assert keras.backend.backend() == "jax"
-original_call = vswin.model.SwinFeatureExtractor.__call__
-# Under jax.jit, as a GPU benchmark runs it: shapes static, values traced.
-vswin.model.SwinFeatureExtractor.__call__ = lambda self, x, **kw: jax.jit(lambda y: original_call(self, y, **kw))(x)
-errors = {name: parity.image_case(name) for name in parity.IMAGE_CASES}
-errors["timm"] = parity.image_case("swin_micro_w7", "swin_micro_w7_timm.safetensors")
-errors["video_attention"] = parity.video_attention_case(Path(sys.argv[2]))
-print(json.dumps(errors))
-"""
-
-
-def test_jax_backend_matches_the_original(fixtures_dir, subprocess_env):
-    env = {**subprocess_env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    repo = Path(__file__).resolve().parents[2]
-    # No timeout of its own: pytest-timeout bounds the test, whatever else loads the machine.
-    result = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(repo), str(fixtures_dir)], env=env,
-                            capture_output=True, text=True, cwd=repo)
-    assert result.returncode == 0, result.stderr[-3000:]
-    errors = json.loads(result.stdout.strip().splitlines()[-1])
+def test_jax_backend_matches_the_original(jax_parity):
+    errors = jax_parity["image"]  # each model call under jax.jit (tests/model/jax_parity.py)
     assert set(errors) == {*IMAGE_CASES, "timm", "video_attention"}
     worst = {case: max(values.values()) for case, values in errors.items()}
     assert max(worst.values()) <= TOLERANCE, errors

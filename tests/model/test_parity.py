@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import vswin.model
+from tests.model.jax_parity import odd_clips
 
 TOLERANCE = 1e-4
 
@@ -31,44 +28,12 @@ def test_tensorflow_backend_matches_original(micro_model, micro_reference):
     assert np.abs(np.asarray(out["logits"]) - micro_reference["logits"]).max() <= TOLERANCE
 
 
-_JAX_SCRIPT = """
-import json, sys
-import numpy as np
-import jax, keras
-import vswin.model
-assert keras.backend.backend() == "jax"
-fixtures = sys.argv[1]
-ref = dict(np.load(f"{fixtures}/vswin_micro_w877.npz"))
-model = vswin.model.load(f"{fixtures}/vswin_micro_w877.pth", f"{fixtures}/vswin_micro_w877.json")
-clips = np.transpose(ref["input_ncthw"], (0, 2, 3, 4, 1))
-# Under jax.jit as the benchmarks run it (vswin.model.jax_jit): weights as arguments, static shapes.
-from vswin.model.jax_jit import jit_forward
-forward, weights = jit_forward(model)
-out = forward(weights, clips)
-fm = np.transpose(ref["backbone_ncdhw"], (0, 2, 3, 4, 1))
-# An odd clip (padding in patch embedding, windows and patch merging): saved for comparison with TF.
-odd = forward(weights, np.random.default_rng(0).normal(size=(2, 10, 70, 58, 3)).astype("float32"))
-np.savez(sys.argv[2], feature_map=np.asarray(odd["feature_map"]), features=np.asarray(odd["features"]))
-print(json.dumps({
-    "feature_map": float(np.abs(np.asarray(out["feature_map"]) - fm).max()),
-    "features": float(np.abs(np.asarray(out["features"]) - ref["features"]).max()),
-    "logits": float(np.abs(np.asarray(out["logits"]) - ref["logits"]).max()),
-}))
-"""
-
-
-def test_jax_backend_matches_original(fixtures_dir, subprocess_env, micro_model, tmp_path):
-    env = {**subprocess_env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    odd_path = tmp_path / "odd.npz"
-    # No timeout of its own: pytest-timeout bounds the test, whatever else loads the machine.
-    result = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(fixtures_dir), str(odd_path)], env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    errors = json.loads(result.stdout.strip().splitlines()[-1])
+def test_jax_backend_matches_original(jax_parity, micro_model):
+    errors = jax_parity["video"]  # under jax.jit with the weights as arguments, as the benchmarks run it
     assert max(errors.values()) <= TOLERANCE, errors
     # The odd 10x70x58 clip: JAX and TensorFlow backends agree, shapes included.
-    jax_odd = np.load(odd_path)
-    tf_odd = micro_model(np.random.default_rng(0).normal(size=(2, 10, 70, 58, 3)).astype("float32"))
+    jax_odd = np.load(jax_parity["odd"])
+    tf_odd = micro_model(odd_clips())
     assert jax_odd["feature_map"].shape == (2, 5, 3, 2, 192)
     for key in ("feature_map", "features"):
         assert np.abs(jax_odd[key] - np.asarray(tf_odd[key])).max() <= TOLERANCE, key
