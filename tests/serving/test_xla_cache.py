@@ -34,10 +34,10 @@ def test_a_different_cache_directory_already_in_tf_xla_flags_is_an_error():
 
 
 @pytest.mark.slow
-def test_second_start_reads_the_compiled_programs_from_the_cache(micro_export, tmp_path, subprocess_env):
-    """benchmarks/server_start.py on the micro export: the cold start writes programs, the warm one reads them."""
+def test_second_start_reads_the_compiled_programs_from_the_cache(nano_export, tmp_path, subprocess_env):
+    """benchmarks/server_start.py on the nano export: the cold start writes programs, the warm one reads them."""
     out = tmp_path / "server_start.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--model-base", str(micro_export),
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--model-base", str(nano_export),
                     "--workdir", str(tmp_path / "work"), "--timeout", "900", "--out", str(out)],
                    check=True, env=subprocess_env, timeout=2400)  # fmt: skip
     result = json.loads(out.read_text())
