@@ -78,10 +78,17 @@ def half_plus_three_base(tmp_path_factory) -> Path:
     return half_plus_two.save_half_plus_two(tmp_path_factory.mktemp("rest") / "saved_model_half_plus_three", offset=3.0)
 
 
-@pytest.fixture()
-def hp2(start_server, half_plus_two_base):
+@pytest.fixture(scope="module")
+def hp2(half_plus_two_base):
+    """One half_plus_two server with the REST API for the module's tests that only send requests: none changes
+    what it serves, and each error case checks that it still serves (stopping a server with REST takes 0.5 s,
+    http.server's shutdown poll, so one per test added half a minute)."""
     config = config_for(half_plus_two_base, labels={LABEL: half_plus_two.VERSION}, name=half_plus_two.NAME)
-    return start_server(config, rest_api_port=free_port())
+    server = ModelServer(ServerOptions(model_config=config, port=0, host="127.0.0.1", rest_api_port=free_port(),
+                                       file_system_poll_wait_seconds=0, max_num_load_retries=0))  # fmt: skip
+    server.start()
+    yield server
+    server.stop(grace=5)
 
 
 def still_serving(server) -> None:
