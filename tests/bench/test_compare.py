@@ -11,15 +11,23 @@ from vswin.bench.loadgen import LoadSettings
 from vswin.bench.payload import ClipPool, random_clips
 from vswin.bench.transport import FakeTransport
 
+from tests.bench.virtual_clock import VirtualClock
+
 SETTINGS = LoadSettings(measurement_interval_s=0.2, warmup_s=0.05, max_trials=3, stability_pct=100)
 
 
+def virtual_arm(name: str, latency_s: float, pool: ClipPool, settings: LoadSettings) -> Arm:
+    """An arm whose endpoint takes `latency_s` per request on its own virtual clock (tests/bench/virtual_clock.py)."""
+    clock = VirtualClock(threads=2)  # the closed loop's one worker and its measuring thread
+    return Arm(name, FakeTransport(latency=lambda i: latency_s, sleep=clock.sleep, now=clock.now), pool, 1, settings,
+               clock)  # fmt: skip
+
+
 def test_ratio_of_a_twice_as_slow_arm_is_about_two(tmp_path):
-    # Latencies of 0.1 s and 0.2 s: scheduling overhead on a busy 2-core machine (tens of ms) must not hide 2x.
+    # Latencies of 0.1 s and 0.2 s on virtual clocks: exact whatever the machine's load.
     settings = LoadSettings(measurement_interval_s=0.6, warmup_s=0.05, max_trials=3, stability_pct=100)
     pool = ClipPool(random_clips((2, 4, 4)))
-    fast = Arm("fast", FakeTransport(latency=lambda i: 0.1), pool, 1, settings)
-    slow = Arm("slow", FakeTransport(latency=lambda i: 0.2), pool, 1, settings)
+    fast, slow = virtual_arm("fast", 0.1, pool, settings), virtual_arm("slow", 0.2, pool, settings)
     result = compare("x", "does latency double?", fast, slow, rounds=2)
     assert len(result.rounds) == 2
     summary = result.summary()

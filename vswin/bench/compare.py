@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vswin.bench.loadgen import LoadSettings, closed_loop
+from vswin.bench.loadgen import SYSTEM_CLOCK, Clock, LoadSettings, closed_loop
 from vswin.bench.payload import ClipPool
 from vswin.bench.stats import SettingResult
 from vswin.bench.transport import Transport
@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Arm:
-    """One side of a comparison: an open transport, the clips it sends, and its load."""
+    """One side of a comparison: an open transport, the clips it sends, its load, and the clock it is timed by."""
 
     name: str
     transport: Transport
     pool: ClipPool
     concurrency: int
     settings: LoadSettings
+    clock: Clock = SYSTEM_CLOCK  # a virtual one in tests
 
 
 @dataclass
@@ -98,7 +99,7 @@ def compare(key: str, question: str, a: Arm, b: Arm, rounds: int = 2) -> Compari
     for round_ in range(rounds):
         results = {}
         for arm in (a, b):
-            results[arm.name] = r = closed_loop(arm.transport, arm.pool, arm.concurrency, arm.settings)
+            results[arm.name] = r = closed_loop(arm.transport, arm.pool, arm.concurrency, arm.settings, arm.clock)
             log.info("(%s) round %d %s: %.2f clips/s, p50 %.1f ms, %d requests, %s",
                      key, round_ + 1, arm.name, r.clips_per_s, r.latency_ms.p50, r.requests, r.stop_reason)
         measured.append(results)
