@@ -7,19 +7,20 @@ import json
 import pytest
 import tensorflow as tf
 
-import vswin.model
+from tests.conftest import build_nano
 from vswin.export import autoselect, export_model
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def micro_model(micro_checkpoint, micro_arch):
-    return vswin.model.load(micro_checkpoint, micro_arch)
+def nano_model(nano_arch):
+    """The choice and its record are under test, not the features: the nano model measures and exports fast."""
+    return build_nano(nano_arch)
 
 
-def test_auto_serves_the_measured_winner_and_records_why(micro_model, tmp_path):
-    version = export_model(micro_model, tmp_path, "m", version=1, frames=8, size=(32, 32), batch_sizes=(1,),
+def test_auto_serves_the_measured_winner_and_records_why(nano_model, tmp_path):
+    version = export_model(nano_model, tmp_path, "m", version=1, frames=8, size=(32, 32), batch_sizes=(1,),
                            default_signature="auto")  # fmt: skip
     meta = json.loads((version / "assets.extra" / "vswin.json").read_text())
     choice = meta["default_signature_choice"]
@@ -44,7 +45,7 @@ def test_the_note_says_when_xla_loses():
     assert "features_xla keeps XLA" in autoselect.explain(lost)
 
 
-def test_an_unknown_default_fails_before_anything_is_written(micro_model, tmp_path):
+def test_an_unknown_default_fails_before_anything_is_written(nano_model, tmp_path):
     with pytest.raises(ValueError, match="default signature must be one of"):
-        export_model(micro_model, tmp_path, "m", frames=8, size=(32, 32), default_signature="fastest")
+        export_model(nano_model, tmp_path, "m", frames=8, size=(32, 32), default_signature="fastest")
     assert not (tmp_path / "m").exists()
