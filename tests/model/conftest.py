@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import prefetch
+from tests.conftest import FIXTURES
+
+ODD = "odd.npz"
+
+# tests/model/jax_parity.py on the JAX backend, run ahead of its tests (tests/prefetch.py).
+prefetch.register("jax_parity", lambda work: [sys.executable, "-m", "tests.model.jax_parity", str(FIXTURES),
+                                              str(work / ODD)],
+                  env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def jax_parity(fixtures_dir, subprocess_env, tmp_path_factory) -> dict:
-    """tests/model/jax_parity.py run once on the JAX backend: its max abs errors, and `odd` (the saved .npz)."""
-    odd_path = tmp_path_factory.mktemp("jax_parity") / "odd.npz"
-    env = {**subprocess_env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    # No timeout of its own: pytest-timeout bounds the test, whatever else loads the machine.
-    result = subprocess.run([sys.executable, "-m", "tests.model.jax_parity", str(fixtures_dir), str(odd_path)],
-                            env=env, capture_output=True, text=True, cwd=REPO)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {**json.loads(result.stdout.strip().splitlines()[-1]), "odd": odd_path}
+def jax_parity(prefetched, fixtures_dir) -> dict:
+    """The JAX backend's max abs errors against the originals (tests/model/jax_parity.py), and `odd`: the
+    saved outputs on the odd clip."""
+    finished = prefetched.result("jax_parity")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return {**json.loads(finished.stdout.strip().splitlines()[-1]), "odd": prefetched.jobs["jax_parity"].work / ODD}

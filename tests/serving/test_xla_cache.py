@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import prefetch
+from tests.conftest import write_nano_arch
 from vswin.cli import build_parser
 from vswin.serving.main import options_from_args
 from vswin.serving.xla_cache import CACHE_DIRECTORY_FLAG, with_cache_directory
@@ -33,16 +34,32 @@ def test_a_different_cache_directory_already_in_tf_xla_flags_is_an_error():
         with_cache_directory(f"{CACHE_DIRECTORY_FLAG}=/other", "/c")
 
 
+def _server_start_command(work: Path) -> list[str]:
+    """benchmarks/server_start.py exporting the nano architecture (XLA serving_default, warmup at batch sizes
+    1 and 2), then starting `vswin serve` on it cold and warm."""
+    return [sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--arch", str(write_nano_arch(work)),
+            "--frames", "2", "--size", "32", "--batch-sizes", "1,2", "--workdir", str(work / "work"),
+            "--timeout", "900", "--out", str(work / "server_start.json")]  # fmt: skip
+
+
+# Ahead of its test (tests/prefetch.py).
+prefetch.register("server_start", _server_start_command)
+
+
+@pytest.fixture()
+def server_start(prefetched, fixtures_dir) -> tuple[prefetch.Finished, Path]:
+    """The finished benchmark and its folder."""
+    return prefetched.result("server_start"), prefetched.jobs["server_start"].work
+
+
 @pytest.mark.slow
-def test_second_start_reads_the_compiled_programs_from_the_cache(nano_export, tmp_path, subprocess_env):
+def test_second_start_reads_the_compiled_programs_from_the_cache(server_start):
     """benchmarks/server_start.py on the nano export: the cold start writes programs, the warm one reads them."""
-    out = tmp_path / "server_start.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--model-base", str(nano_export),
-                    "--workdir", str(tmp_path / "work"), "--timeout", "900", "--out", str(out)],
-                   check=True, env=subprocess_env, timeout=2400)  # fmt: skip
-    result = json.loads(out.read_text())
+    finished, work = server_start
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads((work / "server_start.json").read_text())
     cold, warm = result["cold"], result["warm"]
-    entries = sorted(p.name for p in (tmp_path / "work" / "xla_cache").glob("*.pb"))
+    entries = sorted(p.name for p in (work / "work" / "xla_cache").glob("*.pb"))
     assert entries and all(name.startswith("xla_compile_cache__") for name in entries)
     assert (cold["cache_entries_before"], cold["cache_written"], cold["cache_hits"]) == (0, len(entries), 0)
     assert (warm["cache_entries_before"], warm["cache_written"]) == (len(entries), 0)
