@@ -6,26 +6,38 @@ bfloat16 7.8e-3, float16 1.0e-3. The bounds below leave ~2.5x (bf16) and 5x (fp1
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import vswin.model
-from vswin.export import dtype_policy, export_model
+from tests import prefetch
+from tests.conftest import FIXTURES
+from vswin.export import dtype_policy
 
 pytestmark = pytest.mark.slow  # exports the fixture in reduced precision
 
 BOUNDS = {"bfloat16": (2e-2, 0.9999), "float16": (5e-3, 0.99999)}
 
+# Both exports, made and run in a process of their own ahead of the test (tests/prefetch.py).
+prefetch.register("precision_exports", lambda work: [sys.executable, "-m", "tests.export.precision_exports",
+                                                     str(FIXTURES), str(work), *sorted(BOUNDS)])  # fmt: skip
+
+
+@pytest.fixture()
+def precision_exports(prefetched, fixtures_dir):
+    """The folder with PRECISION.npz: features_float's output of each export on the fixture's clips."""
+    finished = prefetched.result("precision_exports")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return prefetched.jobs["precision_exports"].work
+
 
 @pytest.mark.parametrize("precision", sorted(BOUNDS))
-def test_reduced_precision_export(tmp_path, micro_checkpoint, micro_arch, micro_reference, precision):
-    model = vswin.model.load(micro_checkpoint, micro_arch, dtype=dtype_policy(precision))
-    path = export_model(model, tmp_path, "m", frames=16, size=(64, 64), precision=precision)
-    clips = np.transpose(micro_reference["input_ncthw"], (0, 2, 3, 4, 1))
-    features = tf.saved_model.load(str(path)).signatures["features_float"](clips=tf.constant(clips))["features"]
-    assert features.dtype == tf.float32
-    features, expected = features.numpy(), micro_reference["features"]
+def test_reduced_precision_export(precision_exports, micro_reference, precision):
+    with np.load(precision_exports / f"{precision}.npz") as exported:
+        features, dtype = exported["features"], str(exported["dtype"])
+    assert dtype == "float32"
+    expected = micro_reference["features"]
     max_abs, min_cosine = BOUNDS[precision]
     assert np.abs(features - expected).max() <= max_abs
     cosine = (features * expected).sum(1) / np.linalg.norm(features, axis=1) / np.linalg.norm(expected, axis=1)
