@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from vswin import contract
 from vswin.cli import build_parser
+from vswin.export.warmup import read_warmup
 from vswin.serving.main import options_from_args
 from vswin.serving.xla_cache import CACHE_DIRECTORY_FLAG, with_cache_directory
 
@@ -38,14 +40,17 @@ def test_second_start_reads_the_compiled_programs_from_the_cache(micro_export, t
     """benchmarks/server_start.py on the micro export: the cold start writes programs, the warm one reads them."""
     out = tmp_path / "server_start.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--model-base", str(micro_export),
-                    "--workdir", str(tmp_path / "work"), "--timeout", "900", "--out", str(out)],
+                    "--workdir", str(tmp_path / "work"), "--rounds", "1", "--timeout", "900", "--out", str(out)],
                    check=True, env=subprocess_env, timeout=2400)  # fmt: skip
     result = json.loads(out.read_text())
     cold, warm = result["cold"], result["warm"]
-    entries = sorted(p.name for p in (tmp_path / "work" / "xla_cache").glob("*.pb"))
+    entries = sorted(p.name for p in (tmp_path / "work" / "xla_cache_0").glob("*.pb"))
     assert entries and all(name.startswith("xla_compile_cache__") for name in entries)
     assert (cold["cache_entries_before"], cold["cache_written"], cold["cache_hits"]) == (0, len(entries), 0)
     assert (warm["cache_entries_before"], warm["cache_written"]) == (len(entries), 0)
     assert warm["cache_hits"] == len(entries)  # TensorFlow's own log: every program came from the cache
     assert warm["server_cache_report"].endswith("0 compiled and written while loading; the rest came from the cache")
     assert result["warmup_batch_sizes"] == [1, 2] and result["warm_over_cold"] > 0
+    records = len(read_warmup(micro_export / "1" / contract.ASSETS_EXTRA / contract.WARMUP_FILE))
+    assert cold["warmup_records"] == warm["warmup_records"] == records  # parsed from each server's log
+    assert len(result["rounds"]) == 1 and result["warm_over_cold_range"] == [result["warm_over_cold"]] * 2
