@@ -4,14 +4,18 @@
         --out benchmarks/results/server_start_swin_tiny_cpu.json
     python benchmarks/server_start.py --model-base models/swin_tiny_k400 --out server_start.json
 
-Starts `vswin serve` twice on one export with XLA warmup (batch sizes 1,2,4,8 when
-the script exports it; whatever the export has otherwise): first with an empty
-cache directory (cold: every XLA program is compiled and written), then with the
-same directory (warm: programs are read back). Each start is timed from process
-launch until GetModelStatus says AVAILABLE, which includes TensorFlow's import,
-the SavedModel load and the warmup replay. The servers run with TensorFlow's
-persistor log on, so the JSON counts the programs each start took from the cache
-(`cache_hits`) next to the ones it compiled and wrote (`cache_written`).
+Starts `vswin serve` on one export with XLA warmup (batch sizes 1,2,4,8 when the
+script exports it; whatever the export has otherwise), `--rounds` times each way:
+cold with a fresh empty cache directory (every XLA program is compiled and
+written), warm with the first round's filled directory (programs are read back).
+The order alternates per round (cold first, then warm first), and the ratio is
+the median of the per-round warm/cold ratios, with their spread. Each start is
+timed from process launch until GetModelStatus says AVAILABLE, which includes
+TensorFlow's import, the SavedModel load and the warmup replay; the replay's own
+seconds come from the server's log, so the JSON shows where a start goes. The
+servers run with TensorFlow's persistor log on, so the JSON counts the programs
+each start took from the cache (`cache_hits`) next to the ones it compiled and
+wrote (`cache_written`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import statistics
 import time
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from vswin.bench.machine import describe  # noqa: E402
 
 HIT_LINE = "Loading cached entry for"  # TensorFlow's device_executable_persistor, at VLOG 1
 CACHE_REPORT = re.compile(r"XLA compilation cache .*")
+WARMUP_REPLAYED = re.compile(r"replayed (\d+) warmup records in ([0-9.]+) s")
 
 
 def free_port() -> int:
@@ -111,8 +117,11 @@ def start_once(model_base: Path, model: str, cache: Path, log_path: Path, timeou
     text = log_path.read_text(errors="replace")
     after = {entry.name for entry in cache.glob("*.pb")}
     report = CACHE_REPORT.search(text)
+    replayed = WARMUP_REPLAYED.search(text)
     return {
         "seconds_to_available": round(seconds, 3),
+        "warmup_records": int(replayed.group(1)) if replayed else None,
+        "warmup_seconds": float(replayed.group(2)) if replayed else None,
         "cache_entries_before": len(before),
         "cache_written": len(after - before),
         "cache_hits": text.count(HIT_LINE),
@@ -130,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=contract.CROP_SIZE, help="crop size when exporting")
     plan = ",".join(map(str, contract.ALLOWED_BATCH_SIZES))
     parser.add_argument("--batch-sizes", default=plan, help=f"warmup batch sizes when exporting (default {plan})")
+    parser.add_argument("--rounds", type=int, default=3, help="cold and warm starts each (default 3)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one start may take (default 3600)")
     parser.add_argument("--workdir", type=Path, help="keep the export, cache and logs here (default: a temp dir)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -144,13 +154,30 @@ def main(argv: list[str] | None = None) -> int:
         model_base = args.model_base.resolve()
     metadata_path = next(iter(sorted(model_base.glob(f"*/{contract.ASSETS_EXTRA}/{contract.METADATA_FILE}"))), None)
     metadata = json.loads(metadata_path.read_text()) if metadata_path else {}
-    cache = workdir / "xla_cache"
-    if cache.exists() and any(cache.iterdir()):
-        raise SystemExit(f"{cache} is not empty: a cold start needs an empty cache directory")
-    cache.mkdir(exist_ok=True)
+    caches = [workdir / f"xla_cache_{index}" for index in range(args.rounds)]
+    for cache in caches:
+        if cache.exists() and any(cache.iterdir()):
+            raise SystemExit(f"{cache} is not empty: a cold start needs an empty cache directory")
+        cache.mkdir(exist_ok=True)
     model = model_base.name
-    cold = start_once(model_base, model, cache, workdir / "cold.log", args.timeout)
-    warm = start_once(model_base, model, cache, workdir / "warm.log", args.timeout)
+    rounds = []
+    for index, cache in enumerate(caches):
+        starts = {}
+        # Round 0 fills caches[0] cold, then reads it warm; later rounds alternate which start goes first.
+        for kind in ("cold", "warm") if index % 2 == 0 else ("warm", "cold"):
+            directory = cache if kind == "cold" else caches[0]
+            starts[kind] = start_once(model_base, model, directory, workdir / f"{kind}_{index}.log", args.timeout)
+            print(f"round {index + 1} {kind}: {starts[kind]['seconds_to_available']:.1f} s", flush=True)
+        starts["warm_over_cold"] = round(starts["warm"]["seconds_to_available"] / starts["cold"]["seconds_to_available"], 3)
+        rounds.append(starts)
+    ratios = [r["warm_over_cold"] for r in rounds]
+    cold = {key: statistics.median(r["cold"][key] for r in rounds) for key in ("seconds_to_available", "warmup_seconds")
+            if all(r["cold"][key] is not None for r in rounds)}
+    warm = {key: statistics.median(r["warm"][key] for r in rounds) for key in ("seconds_to_available", "warmup_seconds")
+            if all(r["warm"][key] is not None for r in rounds)}
+    for summary, kind in ((cold, "cold"), (warm, "warm")):
+        for key in ("cache_entries_before", "cache_written", "cache_hits", "warmup_records", "server_cache_report"):
+            summary[key] = rounds[0][kind][key]
     result = {
         "schema": "vswin.bench.server_start/1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -159,15 +186,18 @@ def main(argv: list[str] | None = None) -> int:
         "arch": args.arch or metadata.get("architecture_name"),
         "warmup_batch_sizes": metadata.get(contract.WARMUP_BATCH_SIZES_KEY),
         "export_seconds": export_seconds,
+        "rounds": rounds,
         "cold": cold,
         "warm": warm,
-        "warm_over_cold": round(warm["seconds_to_available"] / cold["seconds_to_available"], 3),
+        "warm_over_cold": statistics.median(ratios),
+        "warm_over_cold_range": [min(ratios), max(ratios)],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"cold {cold['seconds_to_available']:.1f} s ({cold['cache_written']} programs compiled), "
-          f"warm {warm['seconds_to_available']:.1f} s ({warm['cache_hits']} from the cache, "
-          f"{warm['cache_written']} compiled): warm/cold {result['warm_over_cold']:.2f}; wrote {args.out}")
+    print(f"median of {args.rounds} rounds: cold {cold['seconds_to_available']:.1f} s "
+          f"({cold['cache_written']} programs compiled), warm {warm['seconds_to_available']:.1f} s "
+          f"({warm['cache_hits']} from the cache, {warm['cache_written']} compiled): warm/cold "
+          f"{result['warm_over_cold']:.2f} [{min(ratios):.2f}-{max(ratios):.2f}]; wrote {args.out}")
     return 0
 
 

@@ -33,7 +33,8 @@ def test_warmup_records_parse_and_name_real_signatures(micro_export):
         assert frames.dtype == "uint8" and frames.shape[1:] == (16, 64, 64, 3)
         seen.add((request.model_spec.signature_name, frames.shape[0]))
     frame_signatures = {"serving_default", "features_graph", "feature_map", "classify"}
-    assert seen == {(name, batch) for name in frame_signatures for batch in (1, 2)}
+    # serving_default at every warmup size; the others share its forward pass and are warmed once
+    assert seen == {("serving_default", 1), ("serving_default", 2)} | {(name, 1) for name in frame_signatures}
     assert len(logs) == len(seen)
 
 

@@ -47,7 +47,9 @@ def start_server() -> Iterator[Callable[..., "ModelServer"]]:
         return server
 
     yield start
-    for server in servers:
+    # Last started, first stopped: each stop puts back the process-wide XLA switch it found at start,
+    # so stopping in start order would leave a second server's view (XLA off) to the tests after.
+    for server in reversed(servers):
         server.stop(grace=5)
 
 

@@ -23,8 +23,9 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def add_warmup(version_dir: Path, signatures: tuple[str, ...]) -> None:
-    """Warmup records written the way `vswin export` writes them (zero frames, one broadcast value)."""
-    write_warmup(version_dir / "assets.extra", warmup_logs("tiny", signatures, (1, 3), savedmodels.CLIP))
+    """Each signature at batch 1 and 3, encoded as `vswin export` encodes them (zero frames, one broadcast value)."""
+    plan = [(signature, batch) for signature in signatures for batch in (1, 3)]
+    write_warmup(version_dir / "assets.extra", warmup_logs("tiny", plan, savedmodels.CLIP))
 
 
 def version_error(models, version: int) -> str:

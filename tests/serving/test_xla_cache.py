@@ -10,7 +10,9 @@ import pytest
 
 from tests import prefetch
 from tests.conftest import write_nano_arch
+from vswin import contract
 from vswin.cli import build_parser
+from vswin.export.warmup import read_warmup
 from vswin.serving.main import options_from_args
 from vswin.serving.xla_cache import CACHE_DIRECTORY_FLAG, with_cache_directory
 
@@ -38,7 +40,7 @@ def _server_start_command(work: Path) -> list[str]:
     """benchmarks/server_start.py exporting the nano architecture (XLA serving_default, warmup at batch sizes
     1 and 2), then starting `vswin serve` on it cold and warm."""
     return [sys.executable, str(REPO / "benchmarks" / "server_start.py"), "--arch", str(write_nano_arch(work)),
-            "--frames", "2", "--size", "32", "--batch-sizes", "1,2", "--workdir", str(work / "work"),
+            "--frames", "2", "--size", "32", "--batch-sizes", "1,2", "--workdir", str(work / "work"), "--rounds", "1",
             "--timeout", "900", "--out", str(work / "server_start.json")]  # fmt: skip
 
 
@@ -59,10 +61,14 @@ def test_second_start_reads_the_compiled_programs_from_the_cache(server_start):
     assert finished.returncode == 0, finished.stderr[-3000:]
     result = json.loads((work / "server_start.json").read_text())
     cold, warm = result["cold"], result["warm"]
-    entries = sorted(p.name for p in (work / "work" / "xla_cache").glob("*.pb"))
+    entries = sorted(p.name for p in (work / "work" / "xla_cache_0").glob("*.pb"))
     assert entries and all(name.startswith("xla_compile_cache__") for name in entries)
     assert (cold["cache_entries_before"], cold["cache_written"], cold["cache_hits"]) == (0, len(entries), 0)
     assert (warm["cache_entries_before"], warm["cache_written"]) == (len(entries), 0)
     assert warm["cache_hits"] == len(entries)  # TensorFlow's own log: every program came from the cache
     assert warm["server_cache_report"].endswith("0 compiled and written while loading; the rest came from the cache")
     assert result["warmup_batch_sizes"] == [1, 2] and result["warm_over_cold"] > 0
+    export = work / "work" / "models" / "model" / "1"  # where the script exported the nano architecture
+    records = len(read_warmup(export / contract.ASSETS_EXTRA / contract.WARMUP_FILE))
+    assert cold["warmup_records"] == warm["warmup_records"] == records  # parsed from each server's log
+    assert len(result["rounds"]) == 1 and result["warm_over_cold_range"] == [result["warm_over_cold"]] * 2

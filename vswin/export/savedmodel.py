@@ -95,10 +95,13 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
         archive.write_out(str(staging), verbose=False)
         log.info("exporting %s: wrote the SavedModel (%.1f s)", name, time.monotonic() - started)
         assets_extra = staging / contract.ASSETS_EXTRA
-        logs = warmup.warmup_logs(name, warm, batch_sizes, geometry.shape, contract.uint8_input(geometry.family))
+        plan = warmup.warmup_plan(warm, batch_sizes)
+        logs = warmup.warmup_logs(name, plan, geometry.shape, contract.uint8_input(geometry.family))
         warmup.write_warmup(assets_extra, logs)
-        log.info("exporting %s: warmup requests for %s at batch sizes %s (%.1f s)", name, ", ".join(warm),
-                 ",".join(map(str, batch_sizes)), time.monotonic() - started)  # fmt: skip
+        log.info("exporting %s: %d warmup requests (%s at batch sizes %s, %s at %d) (%.1f s)", name, len(plan),
+                 contract.SERVING_DEFAULT, ",".join(map(str, sorted(set(batch_sizes)))),
+                 ", ".join(w for w in warm if w != contract.SERVING_DEFAULT), min(batch_sizes),
+                 time.monotonic() - started)  # fmt: skip
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             task, checkpoint=checkpoint, geometry=geometry, precision=precision,
             default_signature=default_signature, signatures=names, batch_sizes=batch_sizes, labels=labels,
