@@ -1,8 +1,9 @@
-"""The shipped serving_config/models.config, with /models mounted on a local folder, serves the fixture export.
+"""The shipped serving_config/models.config, with /models mounted on a local folder, serves an export.
 
-Each of the six model names gets a copy of the exported fixture as version 1 (the layout `vswin export
---out /models --name NAME` writes); the only change to the config is the /models prefix, as a volume
-mount would make it. Requests are built with tensorflow_serving.apis exactly as a TF Serving client does.
+Each of the six model names gets a copy of the nano export (the config is under test, not the model: it
+loads and compiles in a fraction of the micro's time) as version 1 (the layout `vswin export --out /models
+--name NAME` writes); the only change to the config is the /models prefix, as a volume mount would make
+it. Requests are built with tensorflow_serving.apis exactly as a TF Serving client does.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def wait_serving(server: subprocess.Popen, channel: grpc.Channel, log: Path, tim
         time.sleep(0.5)
 
 
-def test_shipped_models_config_serves_the_fixture_export(micro_export, tmp_path, free_port, subprocess_env):
+def test_shipped_models_config_serves_an_export(nano_export, tmp_path, free_port, subprocess_env):
     shipped = (REPO / "serving_config" / "models.config").read_text()
     mounted = tmp_path / "models"
     config = tmp_path / "models.config"
@@ -53,7 +54,7 @@ def test_shipped_models_config_serves_the_fixture_export(micro_export, tmp_path,
         config.read_text(), model_server_config_pb2.ModelServerConfig()).model_config_list.config]  # fmt: skip
     assert len(names) == 6
     for name in names:
-        shutil.copytree(micro_export / "1", mounted / name / "1")
+        shutil.copytree(nano_export / "1", mounted / name / "1")
 
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "vswin", "serve", f"--port={free_port}", "--host=127.0.0.1",
@@ -68,14 +69,14 @@ def test_shipped_models_config_serves_the_fixture_export(micro_export, tmp_path,
             assert {name: states(models.GetModelStatus(status_request(name), timeout=10)) for name in names} == {
                 name: {1: "AVAILABLE"} for name in names
             }
-            frames = np.random.default_rng(0).integers(0, 256, size=(1, 16, 64, 64, 3), dtype=np.uint8)
+            frames = np.random.default_rng(0).integers(0, 256, size=(1, 2, 32, 32, 3), dtype=np.uint8)
             predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = predict.Predict(predict_request(names[0], {"frames": frames}, label="stable"), timeout=120)
             features = tf.make_ndarray(response.outputs["features"])
             assert (response.model_spec.name, response.model_spec.version.value) == (names[0], 1)
             assert response.model_spec.signature_name == "serving_default"
-            assert features.shape == (1, 192) and np.isfinite(features).all()
-        in_process = tf.saved_model.load(str(micro_export / "1")).signatures["features_graph"]
+            assert features.shape == (1, 48) and np.isfinite(features).all()
+        in_process = tf.saved_model.load(str(nano_export / "1")).signatures["features_graph"]
         np.testing.assert_allclose(features, in_process(frames=tf.constant(frames))["features"].numpy(), atol=1e-4)
     finally:
         stop_process(server)
