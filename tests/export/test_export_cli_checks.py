@@ -68,7 +68,9 @@ def test_export_logs_each_step_with_the_time_taken(tmp_path, micro_checkpoint, m
         export_model(model, tmp_path, "m", version=1, frames=2, size=(32, 32), batch_sizes=(1, 2))
     messages = [record.getMessage() for record in caplog.records]
     steps = ["exporting m: tracing the signatures for video input 2x32x32x3", "exporting m: traced ",
-             "exporting m: wrote the SavedModel (", "exporting m: warmup requests for ", "exported m version 1 to "]
+             "exporting m: wrote the SavedModel (",
+             "exporting m: 5 warmup requests (serving_default at batch sizes 1,2, features_graph, feature_map, classify at 1)",
+             "exported m version 1 to "]
     for step in steps:
         assert any(message.startswith(step) for message in messages), (step, messages)
     assert messages[-1].split(" in ")[1].split(" s ")[0].replace(".", "").isdigit()
