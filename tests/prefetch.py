@@ -1,13 +1,14 @@
 """Expensive, independent subprocess jobs of the session, run ahead on the core the suite leaves idle.
 
-Some tests assert on what one long subprocess produced: a `vswin bench model` run with every kind of arm,
-the JAX parity run, the GPU script, `vswin demo`. Nothing in the session feeds them, so their start does
-not have to wait for their tests. A test module registers such a job under the name of the fixture that
-reads it (`register`); at the session's first test, a background thread runs the jobs the selected tests
-need, one at a time, in the order of those tests; a test that needs a job waits for it, or runs it itself
-if the thread has not reached it yet. The suite keeps about one of two cores busy, so the jobs mostly use
-the other. A job's command, and what its tests assert on its output, are the same whenever it runs.
-`VSWIN_TEST_PREFETCH=0` turns the thread off: each job then runs when its test needs it.
+Some tests assert on what one long subprocess produced (a `vswin bench model` run with every kind of arm,
+the JAX parity run, the GPU script, `vswin demo`, the fine-tuning recipe, ...). Nothing in the session
+feeds them, so their start does not have to wait for their tests. A test module registers such a job
+under the name of the fixture that reads it (`register`); at the session's first test, a background
+thread runs the jobs the selected tests need, one at a time, in the order of those tests; a test that
+needs a job waits for it, or runs it itself if the thread has not reached it yet. The suite keeps about
+one of two cores busy, so the jobs mostly use the other. A job's command, and what its tests assert on
+its output, are the same whenever it runs. `VSWIN_TEST_PREFETCH=0` turns the thread off: each job then
+runs when its test needs it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Job:
     _process: subprocess.Popen | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _finished: Finished | None = field(default=None, repr=False)
+    _error: Exception | None = field(default=None, repr=False)
 
     def run_unless_started(self) -> None:
         """Run the job here, unless another thread already has (or is running) it."""
@@ -84,7 +86,10 @@ class Job:
                     self._process = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=out,
                                                      stderr=err, start_new_session=True)  # fmt: skip
                 returncode = self._process.wait()
-            self._finished = Finished(returncode, stdout.read_text(), stderr.read_text())
+            if not self._stopped:
+                self._finished = Finished(returncode, stdout.read_text(), stderr.read_text())
+        except Exception as err:  # e.g. no such command: reported to the test that reads the job
+            self._error = err
         finally:
             self._done.set()
 
@@ -93,7 +98,8 @@ class Job:
         self.run_unless_started()
         self._done.wait()
         if self._finished is None:
-            raise RuntimeError(f"job {self.name!r} was stopped before it finished: {self.command}")
+            why = f"failed: {self._error!r}" if self._error else "was stopped before it finished"
+            raise RuntimeError(f"job {self.name!r} {why}: {self.command}")
         return self._finished
 
     def stop(self) -> None:
