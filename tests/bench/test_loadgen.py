@@ -1,8 +1,7 @@
 """The load generator against a fake transport with known latencies: counts, bounds, stability, rates.
 
-Tests that check timing figures run on a virtual clock (tests/bench/virtual_clock.py), so the figures
-are exact on a machine of any load; the open loop runs on real time and is checked against what the
-fake endpoint measured itself, never against nominal sleeps.
+Tests that check timing figures run on a virtual clock (tests/bench/virtual_clock.py), closed and open
+loop alike, so the figures are exact on a machine of any load.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vswin.bench.loadgen import LoadSettings, closed_loop, open_loop
+from vswin.bench.loadgen import LoadSettings, closed_loop, open_loop, poisson_arrivals
 from vswin.bench.payload import MEAN, STD, ClipPool, random_clips
 from vswin.bench.transport import FakeTransport
 
@@ -75,30 +74,52 @@ def test_max_duration_bounds_a_setting(pool):
     assert result.windows == 3
 
 
+def open_virtual(latency) -> tuple[FakeTransport, VirtualClock]:
+    """A fake endpoint on a virtual clock for open_loop: its arrival and measuring threads take turns,
+    and each request thread from when it is handed its request until it has no more to do."""
+    clock = VirtualClock(threads=2)
+    return FakeTransport(latency=latency, sleep=clock.sleep, now=clock.now), clock
+
+
 def test_open_loop_honours_the_offered_rate(pool):
-    transport = FakeTransport(latency=lambda i: 0.002)
-    settings = LoadSettings(measurement_interval_s=0.5, warmup_s=0.1, max_trials=3, stability_pct=100)
-    result = open_loop(transport, pool, 200.0, settings)
-    assert result.achieved_rate == pytest.approx(200.0, rel=0.15)
-    assert result.requests_per_s == pytest.approx(200.0, rel=0.15)
-    assert result.queue_ms.p50 < 5.0  # the server keeps up: nothing waits on the client
-    assert result.sent_total == result.ok_total + result.errors_total
+    transport, clock = open_virtual(lambda i: 0.002)
+    settings = LoadSettings(measurement_interval_s=2.0, warmup_s=0.1, max_trials=3, stability_pct=100)
+    result = open_loop(transport, pool, 200.0, settings, clock=clock)
+    assert result.windows == 3
+    # 1200 Poisson arrivals expected in the 6 s measured: the count's standard deviation is 2.9 %
+    assert result.achieved_rate == pytest.approx(200.0, rel=0.1)
+    assert result.requests_per_s == pytest.approx(200.0, rel=0.1)
+    assert result.latency_ms.p50 == pytest.approx(2.0) and result.latency_ms.max == pytest.approx(2.0)
+    assert result.queue_ms.max == 0.0  # the server keeps up: nothing ever waits on the client
+    assert result.max_backlog < 10
+    assert result.sent_total == transport.calls == result.ok_total + result.errors_total
     assert result.unsent_total == 0
 
 
 def test_open_loop_reports_backlog_when_the_server_cannot_keep_up(pool):
-    # capacity: 2 in flight x 1/40 ms = 50 requests/s (less if sleeps overshoot), offered 150/s
-    transport = FakeTransport(latency=lambda i: 0.04)
-    settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100, max_inflight=2)
-    result = open_loop(transport, pool, 150.0, settings)
-    capacity = 2 / np.mean(transport.durations)  # what the fake endpoint really allowed on this machine
-    assert result.requests_per_s == pytest.approx(capacity, rel=0.2)
-    assert result.queue_ms.p99 > 100.0
-    assert result.max_backlog > 20
+    # capacity: 2 in flight x 1/40 ms = 50 requests/s; offered 150/s
+    transport, clock = open_virtual(lambda i: 0.04)
+    settings = LoadSettings(measurement_interval_s=1.0, warmup_s=0.0, max_trials=3, stability_pct=100, max_inflight=2)
+    result = open_loop(transport, pool, 150.0, settings, clock=clock)
+    assert result.requests_per_s == pytest.approx(50.0, rel=0.05)
+    assert result.achieved_rate == pytest.approx(50.0, rel=0.05)  # sent: no faster than answered
     # queueing is reported apart from latency: a request's latency is its own service time only
-    assert 40.0 <= result.latency_ms.p50 < result.queue_ms.p50
-    assert result.unsent_total > 0
+    assert result.latency_ms.p50 == pytest.approx(40.0) and result.latency_ms.max == pytest.approx(40.0)
+    assert result.queue_ms.p50 > 100.0 and result.queue_ms.p99 > 500.0
+    assert result.max_backlog > 100  # about 100 more arrivals than answers each second
+    assert result.unsent_total > 100
     assert result.sent_total == transport.calls == result.ok_total + result.errors_total
+
+
+def test_open_loop_stops_soon_after_the_run_at_a_slow_rate(pool):
+    """At 0.5 requests/s the next arrival may be seconds away when the run ends: it is not waited for."""
+    transport, clock = open_virtual(lambda i: 0.001)
+    settings = LoadSettings(measurement_interval_s=2.0, warmup_s=0.0, max_trials=3, stability_pct=100)
+    result = open_loop(transport, pool, 0.5, settings, seed=0, clock=clock)
+    assert result.stop_reason == "max_trials"
+    first_arrival = poisson_arrivals(0.5, np.random.default_rng(0))()
+    run_end = first_arrival + 0.001 + 0.01 + 3 * 2.0  # first answer (polled every 10 ms), then three windows
+    assert clock.now() <= run_end + 0.1  # the arrival thread looked at the stop flag within 50 ms
 
 
 def test_float32_payload_is_normalized_with_the_model_mean_and_std():

@@ -6,6 +6,10 @@ while any of them runs and jumps to the earliest wake-up time once all of
 them sleep, so the figures do not depend on how fast the machine is. When
 threads stop sleeping for good (the run is over), a sleeper that hears
 nothing for _IDLE_S real seconds moves time on by itself.
+
+The open loop's request threads come and go: the load generator reports
+each with task_started (before the thread runs) and task_ended, and they
+count as taking turns in between.
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ class VirtualClock:
             finally:
                 self._wake_times.remove(target)
                 self._cond.notify_all()
+
+    def task_started(self) -> None:
+        with self._cond:
+            self._threads += 1
+
+    def task_ended(self) -> None:
+        with self._cond:
+            self._threads -= 1
+            self._cond.notify_all()
 
     def _jump(self) -> None:
         """Move time to the earliest wake-up time and wake whoever is due."""

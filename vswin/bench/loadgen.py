@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,9 +72,15 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
+    def task_started(self) -> None:
+        """A request was handed to a worker thread: a simulated clock must not move past it until it waits."""
+
+    def task_ended(self) -> None:
+        """That worker thread has nothing more to do."""
+
 
 class SystemClock:
-    """time.monotonic and time.sleep."""
+    """time.monotonic and time.sleep; real time needs no bookkeeping of tasks."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -81,8 +88,15 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def task_started(self) -> None:
+        pass
+
+    def task_ended(self) -> None:
+        pass
+
 
 SYSTEM_CLOCK = SystemClock()
+_STOP_CHECK_S = 0.05  # the longest the open loop's arrival thread sleeps before looking at the stop flag
 
 
 class _Recorder:
@@ -210,30 +224,57 @@ def poisson_arrivals(rate: float, rng: np.random.Generator) -> Callable[[], floa
 
 
 def open_loop(
-    transport: Transport, pool: ClipPool, rate: float, settings: LoadSettings, seed: int = 0
+    transport: Transport, pool: ClipPool, rate: float, settings: LoadSettings, seed: int = 0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SettingResult:
-    """Poisson arrivals at `rate` requests/s, measured until stable; late requests are queued, not dropped."""
+    """Poisson arrivals at `rate` requests/s, measured until stable; late requests are queued, not dropped.
+
+    At most `max_inflight` requests are outstanding; later arrivals wait in a client-side backlog, and a
+    worker that finishes takes the oldest waiting arrival at once, so the wait is measured as queueing.
+    """
     gap = poisson_arrivals(rate, np.random.default_rng(seed))
     recorder, stop = _Recorder(), threading.Event()
     executor = ThreadPoolExecutor(max_workers=settings.max_inflight, thread_name_prefix="bench-r")
+    lock = threading.Lock()
+    backlog: deque[float] = deque()  # scheduled times of arrivals waiting for a free worker
+    inflight = 0
 
     def run(scheduled: float) -> None:
-        recorder.done(_one_request(transport, pool, settings.batch_size, scheduled, SYSTEM_CLOCK))
+        nonlocal inflight
+        while True:
+            recorder.done(_one_request(transport, pool, settings.batch_size, scheduled, clock))
+            with lock:
+                if stop.is_set() or not backlog:  # arrivals still waiting at the end are never sent
+                    inflight -= 1
+                    clock.task_ended()
+                    return
+                scheduled = backlog.popleft()
+
+    def arrive(due: float) -> None:
+        nonlocal inflight
+        with lock:
+            if inflight >= settings.max_inflight:
+                backlog.append(due)
+                return
+            inflight += 1
+            clock.task_started()
+        executor.submit(run, due)
 
     def schedule() -> None:
-        due = time.monotonic()
+        due = clock.now()
         while not stop.is_set():
             due += gap()
-            delay = due - time.monotonic()
-            if (delay > 0 and stop.wait(delay)) or not recorder.claim(settings.max_requests):
+            while not stop.is_set() and (delay := due - clock.now()) > 0:
+                clock.sleep(min(delay, _STOP_CHECK_S))  # a slow rate still notices the end of the run soon
+            if stop.is_set() or not recorder.claim(settings.max_requests):
                 return
-            executor.submit(run, due)
+            arrive(due)
 
-    started = time.monotonic()
+    started = clock.now()
     scheduler = threading.Thread(target=schedule, daemon=True, name="bench-arrivals")
     scheduler.start()
-    windows, reason = _measure(recorder, settings, stop, started, 1, SYSTEM_CLOCK)
+    windows, reason = _measure(recorder, settings, stop, started, 1, clock)
     scheduler.join()
-    executor.shutdown(wait=True, cancel_futures=True)  # arrivals still queued on the client are never sent
+    executor.shutdown(wait=True)
     unsent = recorder.arrivals - len(recorder.records)
     return summarize("rate", rate, settings.batch_size, windows, reason, recorder.records, unsent)
