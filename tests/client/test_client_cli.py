@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -169,11 +168,18 @@ def test_out_in_a_read_only_directory_is_refused_before_anything_starts(real_vid
         read_only.chmod(0o755)
 
 
-def _limit_file_size(max_bytes: int):
-    def limit() -> None:  # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as on a full disk
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+# Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as on a full disk. The limit is set by a
+# small Python that then execs the command: a preexec_fn would make subprocess fork() this process, whose gRPC
+# server threads' fork handlers can abort the child ("epoll_wait error: Bad file descriptor", exit -6).
+LIMIT_FILE_SIZE = (
+    "import os, resource, sys; size = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
-    return limit
+
+def _limit_file_size(max_bytes: int) -> tuple[str, ...]:
+    """A command prefix that runs the rest of the command with files limited to `max_bytes`."""
+    return (sys.executable, "-c", LIMIT_FILE_SIZE, str(max_bytes))
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -191,17 +197,18 @@ def test_a_write_that_fails_fails_that_video_only_and_leaves_nothing_half_done(s
         before = {p.name: p.read_bytes() for p in out.iterdir()}
     flags = [*common, "--overwrite"] if overwrite else common
     done = _extract(subprocess_env, real_videos["bikes"], real_videos["bigbuckbunny"], *flags,
-                    preexec_fn=_limit_file_size(2500))  # fmt: skip
+                    prefix=_limit_file_size(2500))  # fmt: skip
     assert done.returncode == 1, done.stderr
-    assert "1 extracted, 0 skipped, 1 failed" in done.stderr
-    assert f"FAILED {real_videos['bikes']}: OSError: cannot write its output to {out}: File too large" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "1 extracted, 0 skipped, 1 failed" in done.stderr, done.stderr
+    failed = f"FAILED {real_videos['bikes']}: OSError: cannot write its output to {out}: File too large"
+    assert failed in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
     bunny = ["bigbuckbunny.clips.npy", "bigbuckbunny.json", "bigbuckbunny.npy"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*bunny, *before])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*bunny, *before]), done.stderr
     assert all((out / name).read_bytes() == data for name, data in before.items())
     rerun = _extract(subprocess_env, real_videos["bikes"], real_videos["bigbuckbunny"], *common)
     assert rerun.returncode == 0, rerun.stderr
-    assert ("0 extracted, 2 skipped" if overwrite else "1 extracted, 1 skipped") in rerun.stderr
+    assert ("0 extracted, 2 skipped" if overwrite else "1 extracted, 1 skipped") in rerun.stderr, rerun.stderr
 
 
 def test_vswin_extract_dense_sample_range_narrows_the_starts(serving, real_videos, subprocess_env):
