@@ -28,8 +28,8 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,6 +130,15 @@ def start_once(model_base: Path, model: str, cache: Path, log_path: Path, timeou
     }
 
 
+def summarize(rounds: list[dict], kind: str) -> dict:
+    """One kind of start over the rounds: median times, and the cache counts of the first round."""
+    summary = {key: statistics.median(r[kind][key] for r in rounds) for key in ("seconds_to_available", "warmup_seconds")
+               if all(r[kind][key] is not None for r in rounds)}  # fmt: skip
+    for key in ("cache_entries_before", "cache_written", "cache_hits", "warmup_records", "server_cache_report"):
+        summary[key] = rounds[0][kind][key]
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -144,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the export, cache and logs here (default: a temp dir)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vswin-server-start-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -171,13 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         starts["warm_over_cold"] = round(starts["warm"]["seconds_to_available"] / starts["cold"]["seconds_to_available"], 3)
         rounds.append(starts)
     ratios = [r["warm_over_cold"] for r in rounds]
-    cold = {key: statistics.median(r["cold"][key] for r in rounds) for key in ("seconds_to_available", "warmup_seconds")
-            if all(r["cold"][key] is not None for r in rounds)}
-    warm = {key: statistics.median(r["warm"][key] for r in rounds) for key in ("seconds_to_available", "warmup_seconds")
-            if all(r["warm"][key] is not None for r in rounds)}
-    for summary, kind in ((cold, "cold"), (warm, "warm")):
-        for key in ("cache_entries_before", "cache_written", "cache_hits", "warmup_records", "server_cache_report"):
-            summary[key] = rounds[0][kind][key]
+    cold, warm = summarize(rounds, "cold"), summarize(rounds, "warm")
     result = {
         "schema": "vswin.bench.server_start/1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

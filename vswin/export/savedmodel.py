@@ -98,9 +98,7 @@ def export_model(task, base: Path, name: str, *, version: int | None = None, fra
         plan = warmup.warmup_plan(warm, batch_sizes)
         logs = warmup.warmup_logs(name, plan, geometry.shape, contract.uint8_input(geometry.family))
         warmup.write_warmup(assets_extra, logs)
-        log.info("exporting %s: %d warmup requests (%s at batch sizes %s, %s at %d) (%.1f s)", name, len(plan),
-                 contract.SERVING_DEFAULT, ",".join(map(str, sorted(set(batch_sizes)))),
-                 ", ".join(w for w in warm if w != contract.SERVING_DEFAULT), min(batch_sizes),
+        log.info("exporting %s: %d warmup requests (%s) (%.1f s)", name, len(plan), warmup.describe_plan(plan),
                  time.monotonic() - started)  # fmt: skip
         metadata.write_metadata(assets_extra, metadata.export_metadata(
             task, checkpoint=checkpoint, geometry=geometry, precision=precision,

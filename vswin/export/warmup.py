@@ -36,6 +36,19 @@ def warmup_plan(signatures: Iterable[str], batch_sizes: Iterable[int]) -> list[t
     return [(name, batch) for name in signatures for batch in (sizes if name == SERVING_DEFAULT else sizes[:1])]
 
 
+def describe_plan(plan: Iterable[tuple[str, int]]) -> str:
+    """The plan for a log line, signatures grouped by their batch sizes: "serving_default at batch sizes 1,2,
+    features_graph, classify at 1"."""
+    sizes: dict[str, list[int]] = {}
+    for signature, batch in plan:
+        sizes.setdefault(signature, []).append(batch)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for signature, batches in sizes.items():
+        groups.setdefault(tuple(batches), []).append(signature)
+    return ", ".join(f"{', '.join(names)} at {'batch sizes ' if len(batches) > 1 else ''}{','.join(map(str, batches))}"
+                     for batches, names in groups.items())  # fmt: skip
+
+
 def warmup_logs(model_name: str, plan: Iterable[tuple[str, int]], input_shape: tuple[int, ...],
                 input_name: str = FRAMES) -> list[prediction_log_pb2.PredictionLog]:
     """One request of zeros shaped [batch, *input_shape] under `input_name` per (signature, batch) of `plan`."""
