@@ -51,8 +51,9 @@ def test_presets_carry_the_original_test_preprocessing():
 
 def build_uninitialized(name: str):
     """The full-size model with every weight created at its shape and none initialised: Keras defers the
-    initialisers of variables made in a StatelessScope, and a parameter count needs only the shapes."""
-    with keras.StatelessScope():
+    initialisers of variables made in a StatelessScope (and, told so, does not run them when it ends), and a
+    parameter count needs only the shapes."""
+    with keras.StatelessScope(initialize_variables=False):
         return vswin.model.build(name)
 
 
