@@ -71,6 +71,21 @@ def expected(served, real_videos) -> dict[str, object]:
         return {name: client.extract(path, **SAMPLING) for name, path in real_videos.items()}
 
 
+@pytest.fixture(scope="package")
+def savedmodels(tiny_exports, tmp_path_factory) -> dict[str, str]:
+    """Version directories of copies of the tiny `ssv2` and `img` exports, with the vswin.json that `vswin export`
+    writes (what --savedmodel reads), by name."""
+    from tests.tiny_exports import write_export_json
+
+    base = tmp_path_factory.mktemp("savedmodels")
+    paths = {}
+    for name in ("ssv2", "img"):
+        shutil.copytree(tiny_exports / name / "1", base / name / "1")
+        write_export_json(base / name / "1", name)
+        paths[name] = str(base / name / "1")
+    return paths
+
+
 def video_folder(folder: Path, real_videos: dict[str, Path]) -> Path:
     """bikes.mp4, bigbuckbunny.mp4, corrupt.mp4 (a slice of bikes.mp4 without its header) and empty.mp4 in
     `folder`."""
