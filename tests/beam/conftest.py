@@ -23,20 +23,27 @@ SIGNATURE = "features_graph"
 SAMPLING = {"clips": 2, "crops": 3}
 SAMPLING_FLAGS = ["--clips", "2", "--crops", "3", "--signature", SIGNATURE]
 
-# Loaded by every Python process started with this folder first on PYTHONPATH: any import of TensorFlow
-# fails and is written down, with the stack, to the file named by VSWIN_TF_IMPORT_LOG.
-_BLOCK_TENSORFLOW = '''
+# Loaded by every Python process started with this folder first on PYTHONPATH: the packages named in
+# VSWIN_ABSENT_PACKAGES (comma-separated) fail to import as if not installed; where VSWIN_TF_IMPORT_LOG is set,
+# any import of TensorFlow fails too and is written down, with the stack, to that file.
+_BLOCK_IMPORTS = '''
 import os, sys, traceback
 
-class _BlockTensorFlow:
+class _BlockImports:
+    absent = frozenset(filter(None, os.environ.get("VSWIN_ABSENT_PACKAGES", "").split(",")))
+    tensorflow_log = os.environ.get("VSWIN_TF_IMPORT_LOG")
+
     def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            with open(os.environ["VSWIN_TF_IMPORT_LOG"], "a") as log:
+        package = name.partition(".")[0]
+        if package in self.absent:
+            raise ModuleNotFoundError(f"No module named {name!r} (absent from this environment)", name=name)
+        if package == "tensorflow" and self.tensorflow_log:
+            with open(self.tensorflow_log, "a") as log:
                 log.write(f"pid {os.getpid()} imported {name}\\n{''.join(traceback.format_stack())}\\n")
             raise ImportError(f"{name} is blocked: this process must not import TensorFlow")
         return None
 
-sys.meta_path.insert(0, _BlockTensorFlow())
+sys.meta_path.insert(0, _BlockImports())
 '''
 
 
@@ -62,6 +69,21 @@ def expected(served, real_videos) -> dict[str, object]:
 
     with VideoSwinClient(served, MICRO_MODEL_NAME, signature=SIGNATURE) as client:
         return {name: client.extract(path, **SAMPLING) for name, path in real_videos.items()}
+
+
+@pytest.fixture(scope="package")
+def savedmodels(tiny_exports, tmp_path_factory) -> dict[str, str]:
+    """Version directories of copies of the tiny `ssv2` and `img` exports, with the vswin.json that `vswin export`
+    writes (what --savedmodel reads), by name."""
+    from tests.tiny_exports import write_export_json
+
+    base = tmp_path_factory.mktemp("savedmodels")
+    paths = {}
+    for name in ("ssv2", "img"):
+        shutil.copytree(tiny_exports / name / "1", base / name / "1")
+        write_export_json(base / name / "1", name)
+        paths[name] = str(base / name / "1")
+    return paths
 
 
 def video_folder(folder: Path, real_videos: dict[str, Path]) -> Path:
@@ -117,15 +139,25 @@ def run_beam(args: list[str], env: dict[str, str], work: Path) -> BeamRun:
     return BeamRun(process, counters, prefix)
 
 
-@pytest.fixture(scope="module")
-def tensorflow_blocked(tmp_path_factory, subprocess_env) -> tuple[dict[str, str], Path]:
-    """(environment whose Python processes cannot import TensorFlow, the file listing any attempt)."""
-    site = tmp_path_factory.mktemp("block_tensorflow")
-    (site / "sitecustomize.py").write_text(_BLOCK_TENSORFLOW)
-    log = site / "tensorflow_imports.log"
+@pytest.fixture(scope="package")
+def beam_env(tmp_path_factory, subprocess_env) -> dict[str, str]:
+    """subprocess_env for `vswin beam` jobs, without torch: as on the workers of the Beam images (Dockerfile.beam
+    installs the [beam] or [beam,model] extras on Beam's SDK image, neither has torch). Beam's RunInference
+    module imports torch and SciPy whenever torch is installed (apache_beam.ml.inference.model_manager, for a
+    model manager these jobs never use): 2.5 CPU-s in each process of a job, its worker processes included."""
+    site = tmp_path_factory.mktemp("block_imports")
+    (site / "sitecustomize.py").write_text(_BLOCK_IMPORTS)
     env = dict(subprocess_env)
     env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
-    env["VSWIN_TF_IMPORT_LOG"] = str(log)
+    env["VSWIN_ABSENT_PACKAGES"] = "torch"
+    return env
+
+
+@pytest.fixture(scope="module")
+def tensorflow_blocked(tmp_path_factory, beam_env) -> tuple[dict[str, str], Path]:
+    """(beam_env whose Python processes cannot import TensorFlow either, the file listing any attempt)."""
+    log = tmp_path_factory.mktemp("tensorflow_imports") / "tensorflow_imports.log"
+    env = {**beam_env, "VSWIN_TF_IMPORT_LOG": str(log)}
     probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and log.exists(), "the TensorFlow import block is not in effect"
     log.unlink()

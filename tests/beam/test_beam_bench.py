@@ -14,7 +14,7 @@ from tests.conftest import MICRO_MODEL_NAME, REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_side_by_side_reports_the_arms_and_setups_per_worker(served, real_videos, tmp_path, subprocess_env):
+def test_side_by_side_reports_the_arms_and_setups_per_worker(served, real_videos, tmp_path, beam_env):
     # As small as shows setups per worker: extract and two Beam workers on two copies of one video, 12 views in
     # requests of at most 4, so the Beam job sends more requests than it has worker processes.
     out = tmp_path / "beam_vs_extract.json"
@@ -23,7 +23,7 @@ def test_side_by_side_reports_the_arms_and_setups_per_worker(served, real_videos
          "--model", MICRO_MODEL_NAME, "--video", str(real_videos["bikes"]), "--copies", "2", "--rounds", "1",
          "--arms", "extract,beam_2", "--signature", SIGNATURE, "--clips", "2", "--crops", "3", "--max-batch", "4",
          "--out", str(out)],
-        env=subprocess_env, capture_output=True, text=True)
+        env=beam_env, capture_output=True, text=True)
 
     assert process.returncode == 0, process.stderr[-4000:]
     report = json.loads(out.read_text())

@@ -10,25 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.tiny_exports import write_export_json
 from vswin import contract
 from vswin.beam.models import ExportedModel, RemoteModel
 from vswin.client import VideoSwinClient
 from vswin.client.extract import ExtractOptions, ExtractResult, ImageResult
 
 FRAMES = 3  # --frames-per-video for the image model
-
-
-@pytest.fixture(scope="module")
-def savedmodels(tiny_exports, tmp_path_factory) -> dict[str, str]:
-    """Copies of the tiny `ssv2` and `img` exports with the vswin.json that `vswin export` writes."""
-    base = tmp_path_factory.mktemp("savedmodels")
-    paths = {}
-    for name in ("ssv2", "img"):
-        shutil.copytree(tiny_exports / name / "1", base / name / "1")
-        write_export_json(base / name / "1", name)
-        paths[name] = str(base / name / "1")
-    return paths
 
 
 @pytest.fixture(scope="module")

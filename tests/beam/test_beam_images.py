@@ -1,5 +1,10 @@
-"""`vswin beam` with an image export (swin_micro at 224), both modes: a folder of images of three formats mixed
-with a video (its frames: --frames-per-video) and a corrupt image. Each job runs once (module fixtures)."""
+"""`vswin beam` with an image export, both modes: a folder of images of three formats mixed with a video (its
+frames: --frames-per-video) and a corrupt image. Each job runs once (module fixtures).
+
+The model is the tiny `img` export (tests/tiny_exports.py: the 224-style evaluation at 32, resize 36, crop 32)
+that the package's other pipeline tests use, on the session's tiny server: these jobs check the command's
+wiring and rows against the client through the same server, which a real network's weights add nothing to,
+and swin_micro at 224 cost a server, a SavedModel load and its forward passes (7 of the module's 11 CPU-s)."""
 
 from __future__ import annotations
 
@@ -11,24 +16,20 @@ import numpy as np
 import pytest
 
 from tests.beam.conftest import read_failures, read_rows
-from tests.conftest import IMAGE_MODEL_NAME
+from tests.tiny_exports import FEATURE_DIM
 
 pytestmark = pytest.mark.slow
 
-SIGNATURE = "features_graph"  # no XLA compile per batch shape
+SIGNATURE = "features_graph"
+IMAGE_MODEL_NAME = "img"
 FRAMES = 4
 IMAGES = {"street.jpg": (300, 400), "poster.png": (480, 256), "square.webp": (224, 224)}
 
 
 @pytest.fixture(scope="module")
-def image_served(image_export):
-    """The image export on an in-process vswin serve; no warmup, whose XLA compiles these jobs do not need."""
-    from tests.tiny_exports import TinyServer
-    from vswin.serving.model_config import single_model_config
-
-    server = TinyServer(single_model_config(IMAGE_MODEL_NAME, image_export), enable_model_warmup=False)
-    yield server.target
-    server.stop()
+def image_served(tiny_server) -> str:
+    """The target of the session's tiny server, which serves `img` (no fault rules outside `serving`'s tests)."""
+    return tiny_server.target
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def remote(image_served, folder, tmp_path_factory) -> tuple[int, Path]:
 
 
 @pytest.fixture(scope="module")
-def in_process(image_export, folder, tmp_path_factory) -> tuple[int, Path]:
-    return run_job(["--inputs", str(folder), "--savedmodel", str(image_export / "1")],
+def in_process(savedmodels, folder, tmp_path_factory) -> tuple[int, Path]:
+    return run_job(["--inputs", str(folder), "--savedmodel", savedmodels[IMAGE_MODEL_NAME]],
                    tmp_path_factory.mktemp("in_process"))
 
 
@@ -97,7 +98,7 @@ def test_each_image_is_one_row_of_its_features(job, expected, folder):
 def test_a_videos_frames_are_its_clips_at_their_times(job, expected, folder):
     _, prefix = job
     row, want = read_rows(prefix)[str(folder / "bikes.mp4")], expected[str(folder / "bikes.mp4")]
-    assert np.shape(row["clip_features"]) == (FRAMES, 1, 96)
+    assert np.shape(row["clip_features"]) == (FRAMES, 1, FEATURE_DIM)
     np.testing.assert_allclose(row["clip_features"], want.clip_features, atol=1e-5, rtol=0)
     np.testing.assert_allclose(row["features"], want.features, atol=1e-5, rtol=0)
     np.testing.assert_allclose(row["clip_starts"], want.clip_starts, atol=1e-9)

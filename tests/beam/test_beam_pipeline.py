@@ -34,10 +34,10 @@ def remote(served, folder, tmp_path_factory, tensorflow_blocked) -> BeamRun:
 
 
 @pytest.fixture(scope="module")
-def in_process(micro_export, folder, tmp_path_factory, subprocess_env) -> BeamRun:
+def in_process(micro_export, folder, tmp_path_factory, beam_env) -> BeamRun:
     """The folder's good videos through the export loaded once (--model-copies 1) for two worker processes."""
     return run_beam(["--inputs", str(folder / "b*.mp4"), "--savedmodel", str(micro_export / "1"), *SAMPLING_FLAGS,
-                     "--model-copies", "1", *MULTI_PROCESS], subprocess_env, tmp_path_factory.mktemp("in_process"))
+                     "--model-copies", "1", *MULTI_PROCESS], beam_env, tmp_path_factory.mktemp("in_process"))
 
 
 def assert_rows_match(rows: dict[str, dict], expected: dict, videos: Path, version: int = 1) -> None:

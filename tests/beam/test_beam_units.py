@@ -229,8 +229,9 @@ def test_cli_hands_unknown_options_only_to_beam(capsys):
     assert extra == ["--runner", "DataflowRunner", "--direct_num_workers", "2"] and args.clips == 2
 
 
-def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(serving, real_videos):
+def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes_unthrottled(serving, real_videos):
     import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.testing.util import assert_that
 
     from vswin.beam import ExtractFeatures
@@ -245,8 +246,13 @@ def test_a_batch_the_server_rejects_fails_its_video_and_the_other_completes(serv
     def one_row(results):
         assert len(results) == 1 and results[0].video in uris and results[0].clip_features.shape == (2, 3, 8)
 
-    with beam.Pipeline() as pipeline:
-        out = (pipeline | beam.Create(uris)
-               | ExtractFeatures(RemoteModel(serving.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
-        assert_that(out.failed, one_failure, label="failed")
-        assert_that(out.rows, one_row, label="rows")
+    pipeline = beam.Pipeline()
+    out = (pipeline | beam.Create(uris)
+           | ExtractFeatures(RemoteModel(serving.target, "fake", max_batch=4), ExtractOptions(clips=2, crops=3)))
+    assert_that(out.failed, one_failure, label="failed")
+    assert_that(out.rows, one_row, label="rows")
+    result = pipeline.run()
+    result.wait_until_finish()
+    # A rejected batch is an answer, not overload: Beam's throttler delays none of the next two batches.
+    throttled = result.metrics().query(MetricsFilter().with_name("cumulativeThrottlingSeconds"))["counters"]
+    assert sum(counter.committed or 0 for counter in throttled) == 0, throttled

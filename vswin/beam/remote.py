@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -68,7 +69,13 @@ def is_transient(error: Exception) -> bool:
 
 class ServingModelHandler(RemoteModelHandler[View, ViewFeatures, ServedModel]):
     """Beam's remote-inference handler over the gRPC client: client-side throttling and batch retries from
-    Beam, per-request retries with backoff and deadlines from vswin.client."""
+    Beam, per-request retries with backoff and deadlines from vswin.client.
+
+    Beam's throttler delays a worker's next requests (5 s at a time) in proportion to the requests that did not
+    succeed. Only transient errors say the server is overloaded; a batch it answered with an error (e.g.
+    INVALID_ARGUMENT) counts as accepted, as in the SRE book's client-side throttling, so a bad file does not
+    slow the files after it.
+    """
 
     def __init__(self, spec: RemoteModel) -> None:
         super().__init__(namespace="vswin", num_retries=spec.num_retries, retry_filter=is_transient)
@@ -78,7 +85,13 @@ class ServingModelHandler(RemoteModelHandler[View, ViewFeatures, ServedModel]):
         return ServedModel(self.spec)
 
     def request(self, batch: Sequence[View], model: ServedModel, inference_args=None) -> list[ViewFeatures]:
-        return inference.infer(batch, model)
+        sent_ms = time.time() * 1000
+        try:
+            return inference.infer(batch, model)
+        except Exception as error:
+            if not is_transient(error):
+                self.throttler.successful_request(sent_ms)  # no sign of overload
+            raise
 
     def batch_elements_kwargs(self) -> dict[str, int]:
         return inference.batching(self.spec.max_batch)
