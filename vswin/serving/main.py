@@ -53,8 +53,10 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as err:
         log.error("failed to start server: %s", err)
         return 1
+    from vswin import runtime
     from vswin.serving.server import ModelServer
 
+    log.info("running on %s", runtime.describe_tensorflow())
     options = options_from_args(args, config)
     server = ModelServer(options)
     stop = threading.Event()
