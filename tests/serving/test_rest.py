@@ -331,7 +331,7 @@ def test_an_internal_signature_is_a_bad_request(start_server, model_base):
 # -- the same answers as gRPC ---------------------------------------------------------------------------------
 
 
-def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server, stubs, micro_export):
+def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server, stubs, micro_export, micro_loaded):
     server = start_server(single_model_config(MICRO_MODEL_NAME, micro_export), rest_api_port=free_port(),
                           enable_model_warmup=False)  # fmt: skip
     frames = np.random.default_rng(3).integers(0, 256, size=(2, 16, 64, 64, 3), dtype=np.uint8)
@@ -350,7 +350,7 @@ def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server
         assert code == 200, (how, document)
         by_rest = np.array(document["predictions" if "instances" in body else "outputs"], np.float32)
         np.testing.assert_array_equal(by_rest, by_grpc, err_msg=how)
-    in_process = tf.saved_model.load(str(micro_export / "1")).signatures[signature]
+    in_process = micro_loaded.signatures[signature]
     reference = in_process(**{contract.FRAMES: tf.constant(frames)})[contract.FEATURES].numpy()
     np.testing.assert_allclose(by_grpc, reference, atol=1e-4, rtol=0)
     body = {"signature_name": contract.METADATA, "instances": [0]}
