@@ -153,6 +153,16 @@ def micro_export(tmp_path_factory, micro_checkpoint, micro_arch) -> Path:
     return base / MICRO_MODEL_NAME
 
 
+@pytest.fixture(scope="session")
+def micro_loaded(micro_export):
+    """micro_export's version 1 loaded in this process (tf.saved_model.load) once per session: the in-process
+    reference of the tests that check the export and what serves it. Loading takes seconds, and each load's XLA
+    signatures compile again for every batch shape; shared, each shape compiles once. Read-only for tests."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(micro_export / "1"))
+
+
 NANO_MODEL_NAME = "vswin_nano"
 
 
@@ -244,3 +254,11 @@ def image_export(tmp_path_factory) -> Path:
     export_model(model, base, IMAGE_MODEL_NAME, version=1, batch_sizes=(1, 2), labels=[f"c{i}" for i in range(10)],
                  checkpoint=checkpoint, attention_blocks="1.1,3")
     return base / IMAGE_MODEL_NAME
+
+
+@pytest.fixture(scope="session")
+def image_loaded(image_export):
+    """image_export's version 1 loaded in this process once per session (as micro_loaded). Read-only for tests."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(image_export / "1"))

@@ -35,3 +35,11 @@ def describe(env: MutableMapping[str, str] | None = None) -> str:
     """The serving settings in force, for a start-up log line."""
     env = os.environ if env is None else env
     return " ".join(f"{key}={env.get(key, '(unset)')}" for key in contract.SERVING_ENVIRONMENT)
+
+
+def describe_tensorflow() -> str:
+    """TensorFlow's version and whether its oneDNN kernels are on, as this process's TensorFlow read the settings."""
+    import tensorflow as tf
+    from tensorflow.python.util import _pywrap_util_port
+
+    return f"TensorFlow {tf.__version__}, oneDNN {'on' if _pywrap_util_port.IsMklEnabled() else 'off'}"

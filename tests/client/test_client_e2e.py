@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,17 +16,9 @@ LABELS = [str(i) for i in range(10)]  # vswin export's labels without a label fi
 
 
 @pytest.fixture(scope="module")
-def micro_saved_model(micro_export) -> Path:
-    """Version 1 of the fixture checkpoint as `vswin export` writes it (16x64x64 clips, all signatures)."""
-    return micro_export / "1"
-
-
-@pytest.fixture(scope="module")
-def loaded(micro_saved_model):
+def loaded(micro_loaded):
     """The export loaded in this process: the reference the served answers are checked against."""
-    import tensorflow as tf
-
-    return tf.saved_model.load(str(micro_saved_model))
+    return micro_loaded
 
 
 @pytest.fixture(scope="module")

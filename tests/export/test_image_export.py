@@ -27,8 +27,8 @@ PINNED_OUTPUTS = {
 
 
 @pytest.fixture(scope="module")
-def loaded(image_export):
-    return tf.saved_model.load(str(image_export / "1"))
+def loaded(image_loaded):
+    return image_loaded
 
 
 @pytest.fixture(scope="module")

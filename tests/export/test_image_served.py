@@ -42,12 +42,11 @@ def served(target):
     channel.close()
 
 
-def test_served_image_features_and_classes_equal_the_export_in_process(served, image_export):
+def test_served_image_features_and_classes_equal_the_export_in_process(served, image_loaded):
     images = np.random.default_rng(11).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
-    loaded = tf.saved_model.load(str(image_export / "1"))
     response = served.Predict(predict_request(IMAGE_MODEL_NAME, {"images": images}), timeout=300)
     features = tf.make_ndarray(response.outputs["features"])
-    expected = loaded.signatures["serving_default"](images=tf.constant(images))["features"].numpy()
+    expected = image_loaded.signatures["serving_default"](images=tf.constant(images))["features"].numpy()
     assert features.shape == (2, 96) and np.abs(features - expected).max() <= 1e-4
     classified = served.Predict(predict_request(IMAGE_MODEL_NAME, {"images": images}, "classify"), timeout=300)
     labels = tf.make_ndarray(classified.outputs["top_k_labels"])
@@ -64,7 +63,7 @@ def test_a_clip_sent_to_the_image_model_is_invalid_argument(served):
 
 
 def test_vswin_extract_turns_images_and_a_videos_frames_into_the_exports_features(
-    target, image_export, real_videos, tmp_path, capsys
+    target, image_export, image_loaded, real_videos, tmp_path, capsys
 ):
     from vswin import contract
     from vswin.cli import main
@@ -99,8 +98,7 @@ def test_vswin_extract_turns_images_and_a_videos_frames_into_the_exports_feature
     (frames,) = iter_views(folder / "bikes.mp4", frame_sampling, ImageCrop(preprocessing))
     pixels += list(frames.clips.reshape(4, *frames.clips.shape[-3:]))
     # features_graph: the served XLA computation without XLA, so nothing compiles here for a new batch shape
-    loaded = tf.saved_model.load(str(image_export / "1"))
-    expected = loaded.signatures["features_graph"](images=tf.constant(np.stack(pixels)))["features"].numpy()
+    expected = image_loaded.signatures["features_graph"](images=tf.constant(np.stack(pixels)))["features"].numpy()
 
     for name, want in zip(images, expected):
         assert np.abs(np.load(out / f"{Path(name).stem}.npy") - want).max() <= 1e-4, name

@@ -24,8 +24,8 @@ CLIP_SIGNATURES = sorted(set(PINNED_OUTPUTS) - {"metadata"})
 
 
 @pytest.fixture(scope="module")
-def loaded(micro_export):
-    return tf.saved_model.load(str(micro_export / "1"))
+def loaded(micro_loaded):
+    return micro_loaded
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,18 @@ from vswin.export.warmup import WARMUP_FILE, read_warmup
 pytestmark = pytest.mark.slow  # exports and serves
 
 
+FEATURES_DIM = 48  # the nano architecture's
+
+
 @pytest.fixture(scope="module")
-def graph_default_export(tmp_path_factory, micro_checkpoint, micro_arch):
-    import vswin.model
+def graph_default_export(tmp_path_factory, nano_arch):
+    """The nano architecture exported with the graph default (the export's signatures and warmup are under test,
+    not the model: parity of the XLA and graph passes of the micro checkpoint is tests/export/test_signatures.py's)."""
+    from tests.conftest import build_nano
     from vswin.export import export_model
 
     base = tmp_path_factory.mktemp("models")
-    model = vswin.model.load(micro_checkpoint, micro_arch)
-    export_model(model, base, "tiny", version=1, frames=16, size=(64, 64), batch_sizes=(1,),
+    export_model(build_nano(nano_arch), base, "tiny", version=1, frames=2, size=(32, 32), batch_sizes=(1,),
                  default_signature="graph")  # fmt: skip
     return base / "tiny"
 
@@ -39,9 +43,9 @@ def test_loads_with_warmup_and_no_xla_and_serves_the_graph_signatures(graph_defa
     server = start_server(config_for(graph_default_export), enable_model_warmup=True)
     predict, models = stubs(server)
     assert states(models.GetModelStatus(status_request("tiny"), timeout=60)) == {1: "AVAILABLE"}
-    frames = np.random.default_rng(0).integers(0, 256, size=(1, 16, 64, 64, 3), dtype=np.uint8)
+    frames = np.random.default_rng(0).integers(0, 256, size=(1, 2, 32, 32, 3), dtype=np.uint8)
     features = tf.make_ndarray(predict.Predict(predict_request("tiny", {"frames": frames}), timeout=60).outputs["features"])
-    assert features.shape == (1, 192) and np.isfinite(features).all()
+    assert features.shape == (1, FEATURES_DIM) and np.isfinite(features).all()
     with pytest.raises(grpc.RpcError) as caught:  # the XLA variant needs --xla_cpu_compilation_enabled
         predict.Predict(predict_request("tiny", {"frames": frames}, "features_xla"), timeout=60)
     assert caught.value.code() == grpc.StatusCode.INTERNAL
@@ -52,7 +56,7 @@ def test_every_signature_runs_through_the_tf1_session_loader(graph_default_expor
     """TF Serving's restore-then-run-by-tensor-name path, on the graph-default export."""
     from vswin.model import SwinPreprocessor
 
-    frames = np.random.default_rng(1).integers(0, 256, size=(2, 16, 64, 64, 3), dtype=np.uint8)
+    frames = np.random.default_rng(1).integers(0, 256, size=(2, 2, 32, 32, 3), dtype=np.uint8)
     clips = np.asarray(SwinPreprocessor()(frames))
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(graph_default_export / "1"))
@@ -65,7 +69,7 @@ def test_every_signature_runs_through_the_tf1_session_loader(graph_default_expor
             feeds = {tensor.name: inputs[key] for key, tensor in signature.inputs.items()}
             results[name] = session.run({key: t.name for key, t in signature.outputs.items()}, feed_dict=feeds)
     graph = results["serving_default"]["features"]
-    assert graph.shape == (2, 192)
+    assert graph.shape == (2, FEATURES_DIM)
     for name in ("features_xla", "features_float"):
         assert np.abs(results[name]["features"] - graph).max() <= 1e-4, name
     assert results["feature_map"]["feature_map"].shape[0] == 2

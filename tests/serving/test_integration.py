@@ -82,11 +82,10 @@ def frames() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def in_process(micro_export, frames) -> dict[str, np.ndarray]:
+def in_process(micro_loaded, frames) -> dict[str, np.ndarray]:
     """features from tf.saved_model.load's signatures, per signature."""
-    loaded = tf.saved_model.load(str(micro_export / "1"))
     return {
-        name: loaded.signatures[name](frames=tf.constant(frames))["features"].numpy()
+        name: micro_loaded.signatures[name](frames=tf.constant(frames))["features"].numpy()
         for name in ("serving_default", "features_graph")
     }
 

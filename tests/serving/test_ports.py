@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -47,14 +48,29 @@ def test_a_taken_metrics_port_fails_at_start_and_frees_the_grpc_port(model_base,
         probe.bind(("127.0.0.1", free_port))
 
 
-def test_vswin_serve_on_a_taken_port_exits_non_zero_saying_so(model_base, free_port, subprocess_env):
+# `vswin serve ARGS` in a fresh interpreter; prints its exit code and whether TensorFlow got imported on the way.
+SERVE_PROBE = """
+import json, sys
+from vswin.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def run_vswin_serve(args: list[str], env: dict[str, str]) -> tuple[dict, str]:
+    """(exit code and whether TensorFlow loaded, stderr) of `vswin serve ARGS` run in a subprocess."""
+    result = subprocess.run([sys.executable, "-c", SERVE_PROBE, "serve", *args], capture_output=True, text=True,
+                            env=env, timeout=600)  # fmt: skip
+    assert result.stdout.strip(), result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_vswin_serve_on_a_taken_port_exits_non_zero_saying_so_before_tensorflow_loads(model_base, free_port,
+                                                                                      subprocess_env):  # fmt: skip
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", free_port))
         taken.listen()
-        result = subprocess.run(
-            [sys.executable, "-m", "vswin", "serve", f"--port={free_port}", "--host=127.0.0.1", "--model_name=tiny",
-             f"--model_base_path={model_base}"],
-            capture_output=True, text=True, env=subprocess_env, timeout=600,
-        )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    assert f"cannot listen on 127.0.0.1:{free_port}: address already in use" in result.stderr
+        outcome, stderr = run_vswin_serve([f"--port={free_port}", "--host=127.0.0.1", "--model_name=tiny",
+                                           f"--model_base_path={model_base}"], subprocess_env)  # fmt: skip
+    assert outcome == {"code": 1, "tensorflow": False}, stderr[-3000:]
+    assert f"cannot listen on 127.0.0.1:{free_port}: address already in use" in stderr

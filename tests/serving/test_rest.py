@@ -11,8 +11,6 @@ import gzip
 import http.client
 import json
 import socket
-import subprocess
-import sys
 from concurrent import futures
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_service_pb2_gr
 from tests.conftest import MICRO_MODEL_NAME
 from tests.serving import half_plus_two, savedmodels
 from tests.serving.requests import config_for, metadata_request, predict_request, status_request
+from tests.serving.test_ports import run_vswin_serve
 from vswin import contract
 from vswin.serving.model_config import single_model_config
 from vswin.serving.server import ModelServer, ServerOptions
@@ -332,7 +331,7 @@ def test_an_internal_signature_is_a_bad_request(start_server, model_base):
 # -- the same answers as gRPC ---------------------------------------------------------------------------------
 
 
-def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server, stubs, micro_export):
+def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server, stubs, micro_export, micro_loaded):
     server = start_server(single_model_config(MICRO_MODEL_NAME, micro_export), rest_api_port=free_port(),
                           enable_model_warmup=False)  # fmt: skip
     frames = np.random.default_rng(3).integers(0, 256, size=(2, 16, 64, 64, 3), dtype=np.uint8)
@@ -351,7 +350,7 @@ def test_rest_and_grpc_give_the_same_features_from_the_micro_export(start_server
         assert code == 200, (how, document)
         by_rest = np.array(document["predictions" if "instances" in body else "outputs"], np.float32)
         np.testing.assert_array_equal(by_rest, by_grpc, err_msg=how)
-    in_process = tf.saved_model.load(str(micro_export / "1")).signatures[signature]
+    in_process = micro_loaded.signatures[signature]
     reference = in_process(**{contract.FRAMES: tf.constant(frames)})[contract.FEATURES].numpy()
     np.testing.assert_allclose(by_grpc, reference, atol=1e-4, rtol=0)
     body = {"signature_name": contract.METADATA, "instances": [0]}
@@ -418,16 +417,17 @@ def test_a_taken_rest_port_fails_the_start_and_the_first_server_keeps_serving(hp
     still_serving(hp2)
 
 
-def test_vswin_serve_exits_non_zero_when_the_rest_port_is_taken(tmp_path, half_plus_two_base, subprocess_env):
+def test_vswin_serve_exits_non_zero_when_the_rest_port_is_taken_before_tensorflow_loads(half_plus_two_base,
+                                                                                      subprocess_env):  # fmt: skip
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        command = [sys.executable, "-m", "vswin", "serve", f"--port={free_port()}", "--host=127.0.0.1",
-                   f"--rest_api_port={port}", "--model_name=half_plus_two", f"--model_base_path={half_plus_two_base}"]  # fmt: skip
-        process = subprocess.run(command, capture_output=True, text=True, env=subprocess_env, timeout=600)
-    assert process.returncode == 1, process.stderr[-3000:]
-    assert f"cannot serve HTTP (REST API, metrics) on 127.0.0.1:{port}: address already in use" in process.stderr
+        outcome, stderr = run_vswin_serve([f"--port={free_port()}", "--host=127.0.0.1", f"--rest_api_port={port}",
+                                           "--model_name=half_plus_two", f"--model_base_path={half_plus_two_base}"],
+                                          subprocess_env)  # fmt: skip
+    assert outcome == {"code": 1, "tensorflow": False}, stderr[-3000:]
+    assert f"cannot serve HTTP (REST API, metrics) on 127.0.0.1:{port}: address already in use" in stderr
 
 
 def test_bodies_above_the_message_limit_are_resource_exhausted_and_nothing_else_is_affected(start_server, half_plus_two_base):

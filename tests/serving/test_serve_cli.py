@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from tests.serving import savedmodels
 from tests.serving.requests import predict_request, states, status_request
-from vswin.cli import build_parser
+from vswin import contract
+from vswin.cli import _has_nvidia_driver, build_parser
 from vswin.serving.flags import INT32_MAX
 from vswin.serving.main import options_from_args
 
@@ -87,11 +88,16 @@ def test_unknown_flag_is_rejected(capsys):
 
 @pytest.mark.slow
 def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port, subprocess_env, tmp_path):
+    """Also what the process makes of an environment without the serving settings or a TensorFlow log level:
+    oneDNN on and the BFC allocator set before TensorFlow loaded (vswin.runtime), and no "failed call to cuInit"
+    from TensorFlow's GPU probing on a machine without a GPU (issue 12, 10)."""
     log_path = tmp_path / "serve.log"
     command = [sys.executable, "-m", "vswin", "serve", f"--port={free_port}", "--host=127.0.0.1",
                "--model_name=tiny", f"--model_base_path={model_base}"]  # fmt: skip
+    unset = {"TF_CPP_MIN_LOG_LEVEL", *contract.SERVING_ENVIRONMENT}
+    env = {key: value for key, value in subprocess_env.items() if key not in unset}
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=subprocess_env)
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{free_port}") as channel:
             from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -122,6 +128,10 @@ def test_serve_process_serves_logs_and_exits_0_on_sigterm(model_base, free_port,
     assert "model tiny version 1 is serving" in log_text
     assert "serving tiny versions [1]" in log_text
     assert "server stopped" in log_text
+    assert "process settings: TF_ENABLE_ONEDNN_OPTS=1 TF_CPU_ALLOCATOR_USE_BFC=true" in log_text
+    assert f"running on TensorFlow {tf.__version__}, oneDNN on" in log_text
+    if not _has_nvidia_driver():  # with an NVIDIA driver cuInit succeeds and logs nothing
+        assert "failed call to cuInit" not in log_text
 
 
 @pytest.mark.slow

@@ -3,15 +3,14 @@
 Each of the six model names gets a copy of the nano export (the config is under test, not the model: it
 loads and compiles in a fraction of the micro's time) as version 1 (the layout `vswin export --out /models
 --name NAME` writes); the only change to the config is the /models prefix, as a volume mount would make
-it. Requests are built with tensorflow_serving.apis exactly as a TF Serving client does.
+it. The server is `vswin serve`'s, started in this process from its command line's flags (the process
+itself, its signals and exit, is tests/serving/test_serve_cli.py's). Requests are built with
+tensorflow_serving.apis exactly as a TF Serving client does.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -24,28 +23,16 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tensorflow_serving.config import model_server_config_pb2
 
 from tests.serving.requests import predict_request, states, status_request
-from tests.serving_config.test_rollout import stop_process
+from vswin.cli import build_parser
+from vswin.serving.main import options_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(420)
 
 
-def wait_serving(server: subprocess.Popen, channel: grpc.Channel, log: Path, timeout: float = 300.0) -> None:
-    """Until the health service says SERVING (every configured model has a servable version)."""
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while True:
-        assert server.poll() is None, f"vswin serve exited ({server.returncode}):\n{log.read_text()[-4000:]}"
-        try:
-            if health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:  # not listening yet
-            pass
-        assert time.monotonic() < deadline, f"not SERVING in {timeout} s:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
+def test_shipped_models_config_serves_an_export(nano_export, tmp_path, free_port):
+    from vswin.serving.server import ModelServer
 
-
-def test_shipped_models_config_serves_an_export(nano_export, tmp_path, free_port, subprocess_env):
     shipped = (REPO / "serving_config" / "models.config").read_text()
     mounted = tmp_path / "models"
     config = tmp_path / "models.config"
@@ -56,15 +43,14 @@ def test_shipped_models_config_serves_an_export(nano_export, tmp_path, free_port
     for name in names:
         shutil.copytree(nano_export / "1", mounted / name / "1")
 
-    log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "vswin", "serve", f"--port={free_port}", "--host=127.0.0.1",
-               f"--model_config_file={config}", "--enable_grpc_healthcheck_service",
-               "--xla_cpu_compilation_enabled=true", "--enable_model_warmup=false"]  # fmt: skip
-    with open(log, "w") as log_file:
-        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=subprocess_env)
+    flags = [f"--port={free_port}", "--host=127.0.0.1", f"--model_config_file={config}",
+             "--enable_grpc_healthcheck_service", "--xla_cpu_compilation_enabled=true", "--enable_model_warmup=false"]
+    server = ModelServer(options_from_args(build_parser().parse_args(["serve", *flags])))
     try:
+        server.start()  # returns once every configured model has loaded (or failed to)
         with grpc.insecure_channel(f"127.0.0.1:{free_port}") as channel:
-            wait_serving(server, channel, log)
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING  # every model has a servable version
             models = model_service_pb2_grpc.ModelServiceStub(channel)
             assert {name: states(models.GetModelStatus(status_request(name), timeout=10)) for name in names} == {
                 name: {1: "AVAILABLE"} for name in names
@@ -76,7 +62,7 @@ def test_shipped_models_config_serves_an_export(nano_export, tmp_path, free_port
             assert (response.model_spec.name, response.model_spec.version.value) == (names[0], 1)
             assert response.model_spec.signature_name == "serving_default"
             assert features.shape == (1, 48) and np.isfinite(features).all()
-        in_process = tf.saved_model.load(str(nano_export / "1")).signatures["features_graph"]
-        np.testing.assert_allclose(features, in_process(frames=tf.constant(frames))["features"].numpy(), atol=1e-4)
     finally:
-        stop_process(server)
+        server.stop(grace=5)
+    in_process = tf.saved_model.load(str(nano_export / "1")).signatures["features_graph"]
+    np.testing.assert_allclose(features, in_process(frames=tf.constant(frames))["features"].numpy(), atol=1e-4)

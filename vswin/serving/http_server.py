@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import grpc
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from vswin.serving import rest
+from vswin.serving import ports, rest
 from vswin.serving.errors import ServingError, invalid_argument
 
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ class HttpServer:
         try:
             self._server = _PooledHTTPServer((host, port), _handler(self), self.threads)
         except OSError as err:
-            reason = (err.strerror or str(err)).lower()  # "address already in use" when the port is taken
-            raise OSError(err.errno, f"cannot serve HTTP (REST API, metrics) on {host}:{port}: {reason}") from err
+            raise ports.http_bind_failure(host, port, ports.reason(err), err.errno) from err
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-accept", daemon=True)
         self._thread.start()
         return self.port

@@ -12,17 +12,24 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def options_from_args(args: argparse.Namespace):
-    """ServerOptions from `vswin serve`'s flags; ValueError for a bad or missing model config."""
+def model_config_from_args(args: argparse.Namespace):
+    """The ModelServerConfig that `vswin serve`'s flags name (no TensorFlow needed); ValueError if bad or missing."""
     from vswin.serving.model_config import read_model_config, single_model_config
-    from vswin.serving.server import ServerOptions
 
     if args.model_config_file:
-        config = read_model_config(args.model_config_file)
-    elif args.model_base_path:
-        config = single_model_config(args.model_name, args.model_base_path)
-    else:
-        raise ValueError("either --model_config_file or --model_base_path is required")
+        return read_model_config(args.model_config_file)
+    if args.model_base_path:
+        return single_model_config(args.model_name, args.model_base_path)
+    raise ValueError("either --model_config_file or --model_base_path is required")
+
+
+def options_from_args(args: argparse.Namespace, config=None):
+    """ServerOptions from `vswin serve`'s flags (`config`: their model config, if already read); ValueError for
+    a bad or missing model config."""
+    from vswin.serving.server import ServerOptions
+
+    if config is None:
+        config = model_config_from_args(args)
     fields = set(ServerOptions.__dataclass_fields__) - {"model_config"}
     return ServerOptions(model_config=config, **{name: getattr(args, name) for name in fields if hasattr(args, name)})
 
@@ -34,13 +41,23 @@ def serve(args: argparse.Namespace) -> int:
 
         print(f"vswin serve (TensorFlow Serving gRPC API)\nTensorFlow Library: {tf.__version__}")
         return 0
-    from vswin.serving.server import ModelServer
+    from vswin.serving import ports
 
     try:
-        options = options_from_args(args)
+        config = model_config_from_args(args)
     except ValueError as err:
         print(f"vswin serve: {err}", file=sys.stderr)
         return 2
+    try:  # before TensorFlow loads: a taken port fails in a second, not after TensorFlow's start-up
+        ports.check_not_taken(args.host, args.port, args.rest_api_port)
+    except OSError as err:
+        log.error("failed to start server: %s", err)
+        return 1
+    from vswin import runtime
+    from vswin.serving.server import ModelServer
+
+    log.info("running on %s", runtime.describe_tensorflow())
+    options = options_from_args(args, config)
     server = ModelServer(options)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -17,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from vswin import contract
-from vswin.serving import flags
+from vswin.serving import flags, ports
 from vswin.serving.errors import ServingError
 from vswin.serving.inflight import InFlight
 from vswin.serving.limits import RequestLimits
@@ -171,7 +169,7 @@ class ModelServer:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise OSError(errno.EADDRINUSE, f"cannot listen on {address}: {_bind_problem(options.host, options.port)}")
+            raise ports.grpc_bind_failure(options.host, options.port, _bind_problem(options.host, options.port))
 
     def reload(self, config: ModelServerConfig) -> None:
         """Serve `config` (ServingError if it cannot be applied) and bring health up to date."""
@@ -387,12 +385,6 @@ class ModelServer:
 
 
 def _bind_problem(host: str, port: int) -> str:
-    """Why a port could not be bound, in the kernel's words ("address already in use", ...)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            return (err.strerror or str(err)).lower()
-    return "gRPC could not bind it (set GRPC_VERBOSITY=debug for details)"
+    """Why gRPC could not bind a port, in the kernel's words ("address already in use", ...)."""
+    err = ports.bind_error(host, port)
+    return ports.reason(err) if err else "gRPC could not bind it (set GRPC_VERBOSITY=debug for details)"
