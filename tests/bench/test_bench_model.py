@@ -104,12 +104,24 @@ def test_times_an_exports_signatures_per_batch_size(nano_export, tmp_path):
         assert case["arms"]["vswin_nano/1:graph"]["agreement"]["max_abs"] <= 1e-4
 
 
-def test_a_signature_the_export_lacks_is_a_clear_error(nano_export, tmp_path, capsys):
+def test_a_signature_the_export_lacks_is_a_clear_error_before_any_worker_starts(nano_export, tmp_path, capsys,
+                                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(interleave, "WorkerProcess", None)  # starting a worker would fail the test
     code = main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--signature", "nope",
                  "--out", str(tmp_path / "x.json")])  # fmt: skip
-    assert code == 1
-    out = capsys.readouterr().out
-    assert "no arm could run" in out and "has no signature 'nope'" in out
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has no signature 'nope'" in err and "'features_graph'" in err  # and the ones it has
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_the_export_arm_names_a_signature_the_export_lacks(nano_export):
+    """For exports whose vswin.json lists no signatures, the worker's arm is what finds a missing one."""
+    from vswin.bench.backends import savedmodel
+
+    case = Case("export", 2, 32, 1, "")
+    with pytest.raises(ValueError, match="has no signature 'nope'"):
+        savedmodel.prepare(case, {"savedmodel": str(nano_export / "1"), "signature": "nope"})
 
 
 def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(nano_arch, tmp_path):
