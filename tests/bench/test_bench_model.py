@@ -124,24 +124,14 @@ def test_the_export_arm_names_a_signature_the_export_lacks(nano_export):
         savedmodel.prepare(case, {"savedmodel": str(nano_export / "1"), "signature": "nope"})
 
 
-def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(nano_arch, tmp_path):
-    # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
-    arms = [Arm("graph", KERAS_TF), Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})]
-    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"))
-    result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
-    (entry,) = result["cases"]
-    assert entry["status"] == "ok" and len(entry["arms"]["graph"]["round_s"]) == 2
-    assert entry["arms"]["bad_xla"]["status"] == "failed"
-    assert "exited with code" in entry["arms"]["bad_xla"]["error"]
-
-
 def test_a_stage_of_an_export_is_refused(nano_export, tmp_path, capsys):
     code = main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--stages", "0",
                  "--out", str(tmp_path / "x.json")])  # fmt: skip
     assert code == 2 and "--stages needs model arms" in capsys.readouterr().err
 
 
-def test_a_baseline_twin_runs_its_revisions_code(nano_arch, tmp_path):
+def test_a_baseline_twin_runs_its_revisions_code_and_a_crashed_worker_fails_only_its_arm(nano_arch, tmp_path):
+    """One run of real workers: an arm, its twin at a revision, and an arm whose worker crashes."""
     # A revision whose TF backend doubles the features: only a worker running that revision's code does that.
     repo = tmp_path / "repo"
     shutil.copytree(Path(revision.__file__).parents[1], repo / "vswin", ignore=shutil.ignore_patterns("__pycache__"))
@@ -152,11 +142,17 @@ def test_a_baseline_twin_runs_its_revisions_code(nano_arch, tmp_path):
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
     commit = revision.resolve("HEAD", repo)
     source = revision.unpack(commit, tmp_path / "revisions", repo)
-    arms = with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source))
+    # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
+    bad_xla = Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})
+    arms = [*with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source)), bad_xla]
     case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
     result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
-    entries = result["cases"][0]["arms"]
+    (entry,) = result["cases"]
+    entries = entry["arms"]
     assert entries["graph"]["agreement"]["max_abs"] == 0.0
     assert entries["graph@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
     assert len(entries["graph"]["speedup_vs_baseline"]["rounds"]) == 2
     assert result["arms"][1]["revision"] == commit
+    # the crash fails its arm; the case and the other arms go on
+    assert entry["status"] == "ok" and len(entries["graph"]["round_s"]) == 2
+    assert entries["bad_xla"]["status"] == "failed" and "exited with code" in entries["bad_xla"]["error"]
