@@ -57,6 +57,11 @@ def test_float_signature_takes_four_times_the_bytes(toy_export):
     assert transport.send(pool.batch(2)).request_bytes == 4 * 2 * 2 * 8 * 8 * 3
 
 
+def test_transports_of_one_export_share_one_loaded_copy(toy_export):
+    frames, floats = SavedModelTransport(toy_export), SavedModelTransport(toy_export / ".." / "1", "features_float")
+    assert frames._loaded is floats._loaded  # loaded once: (c) and (d) of comparisons.py hold two transports
+
+
 def test_load_against_a_savedmodel_counts_add_up(toy_export):
     transport = SavedModelTransport(toy_export)
     settings = LoadSettings(batch_size=2, measurement_interval_s=0.2, warmup_s=0.05, max_trials=3, stability_pct=100)
