@@ -13,7 +13,7 @@ import pytest
 from tests import prefetch
 from tests.conftest import FIXTURES
 from vswin.bench import interleave, revision
-from vswin.bench.arms import KERAS_TF, Arm, with_baseline
+from vswin.bench.arms import KERAS_TF, TORCH, Arm, with_baseline
 from vswin.bench.case import Case
 from vswin.bench.model import xla_and_graph
 from vswin.cli import main
@@ -132,11 +132,12 @@ def test_a_stage_of_an_export_is_refused(nano_export, tmp_path, capsys):
 
 def test_a_baseline_twin_runs_its_revisions_code_and_a_crashed_worker_fails_only_its_arm(nano_arch, tmp_path):
     """One run of real workers: an arm, its twin at a revision, and an arm whose worker crashes."""
-    # A revision whose TF backend doubles the features: only a worker running that revision's code does that.
+    # A revision whose PyTorch backend doubles the features: only a worker running that revision's code does
+    # that. (PyTorch workers start in a fraction of a TensorFlow worker's time.)
     repo = tmp_path / "repo"
     shutil.copytree(Path(revision.__file__).parents[1], repo / "vswin", ignore=shutil.ignore_patterns("__pycache__"))
-    backend = repo / "vswin" / "bench" / "backends" / "keras_tf.py"
-    backend.write_text(backend.read_text().replace("function(inputs).numpy()", "2 * function(inputs).numpy()"))
+    backend = repo / "vswin" / "bench" / "backends" / "torch.py"
+    backend.write_text(backend.read_text().replace("return feature_map.float()", "return 2 * feature_map.float()"))
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
                                                  "-q", "-m", "doubled"]):  # fmt: skip
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
@@ -144,15 +145,16 @@ def test_a_baseline_twin_runs_its_revisions_code_and_a_crashed_worker_fails_only
     source = revision.unpack(commit, tmp_path / "revisions", repo)
     # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
     bad_xla = Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})
-    arms = [*with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source)), bad_xla]
-    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
+    original = Arm("pytorch", TORCH, {"original_repo": str(STAND_IN)})
+    arms = [*with_baseline([original], "doubled", commit, str(source)), bad_xla]
+    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.pth"), stage=1)
     result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
     (entry,) = result["cases"]
     entries = entry["arms"]
-    assert entries["graph"]["agreement"]["max_abs"] == 0.0
-    assert entries["graph@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
-    assert len(entries["graph"]["speedup_vs_baseline"]["rounds"]) == 2
+    assert entries["pytorch"]["agreement"]["max_abs"] == 0.0
+    assert entries["pytorch@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
+    assert len(entries["pytorch"]["speedup_vs_baseline"]["rounds"]) == 2
     assert result["arms"][1]["revision"] == commit
     # the crash fails its arm; the case and the other arms go on
-    assert entry["status"] == "ok" and len(entries["graph"]["round_s"]) == 2
+    assert entry["status"] == "ok" and len(entries["pytorch"]["round_s"]) == 2
     assert entries["bad_xla"]["status"] == "failed" and "exited with code" in entries["bad_xla"]["error"]
