@@ -36,8 +36,8 @@ def load_with_inputs(case: Case, precision: str = "float32", write_weights: bool
     backbone = model.backbone
     if case.stage >= len(backbone.stages):
         raise ValueError(f"stage {case.stage} of {case.arch}: it has stages 0-{len(backbone.stages) - 1}")
-    # One compiled call (jax.jit on JAX, a tf.function on TF): op by op, JAX compiles every operation
-    # of the earlier stages on its own (11 CPU-s for stage 3 of the micro model instead of ~2).
+    # One compiled call (jax.jit on JAX, a tf.function on TF): op by op, JAX compiles every operation of
+    # the earlier stages on its own (preparing stage 3 of the micro model took 11.4 CPU-s, now 3.5).
     x = StageInput(backbone, case.stage).predict_on_batch(clips(case))
     return StageProbe(backbone.stages[case.stage]), ops.convert_to_numpy(x)
 
