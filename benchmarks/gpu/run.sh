@@ -11,7 +11,9 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 CACHE=.cache/gpu
 
-if ! "$PYTHON" -c "import keras" 2>/dev/null; then
+# Keras on JAX, the workers' backend: its default, TensorFlow, is not on the GPU image (and loading it here
+# only to see that keras imports took 5 CPU-s where it is installed).
+if ! KERAS_BACKEND=jax "$PYTHON" -c "import keras" 2>/dev/null; then
     if [ ! -d "$CACHE/site/keras" ]; then
         ls "$CACHE"/wheels/keras-*.whl >/dev/null 2>&1 || {
             echo "keras is not installed and $CACHE/wheels has no keras wheel: run benchmarks/gpu/prepare.sh" >&2

@@ -13,7 +13,7 @@ import pytest
 from tests import prefetch
 from tests.conftest import FIXTURES
 from vswin.bench import interleave, revision
-from vswin.bench.arms import KERAS_TF, Arm, with_baseline
+from vswin.bench.arms import KERAS_TF, TORCH, Arm, with_baseline
 from vswin.bench.case import Case
 from vswin.bench.model import xla_and_graph
 from vswin.cli import main
@@ -104,23 +104,24 @@ def test_times_an_exports_signatures_per_batch_size(nano_export, tmp_path):
         assert case["arms"]["vswin_nano/1:graph"]["agreement"]["max_abs"] <= 1e-4
 
 
-def test_a_signature_the_export_lacks_is_a_clear_error(nano_export, tmp_path, capsys):
+def test_a_signature_the_export_lacks_is_a_clear_error_before_any_worker_starts(nano_export, tmp_path, capsys,
+                                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(interleave, "WorkerProcess", None)  # starting a worker would fail the test
     code = main(["bench", "model", "--savedmodel", str(nano_export / "1"), "--signature", "nope",
                  "--out", str(tmp_path / "x.json")])  # fmt: skip
-    assert code == 1
-    out = capsys.readouterr().out
-    assert "no arm could run" in out and "has no signature 'nope'" in out
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has no signature 'nope'" in err and "'features_graph'" in err  # and the ones it has
+    assert not (tmp_path / "x.json").exists()
 
 
-def test_a_worker_that_crashes_fails_its_arm_and_the_run_goes_on(nano_arch, tmp_path):
-    # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
-    arms = [Arm("graph", KERAS_TF), Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})]
-    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"))
-    result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
-    (entry,) = result["cases"]
-    assert entry["status"] == "ok" and len(entry["arms"]["graph"]["round_s"]) == 2
-    assert entry["arms"]["bad_xla"]["status"] == "failed"
-    assert "exited with code" in entry["arms"]["bad_xla"]["error"]
+def test_the_export_arm_names_a_signature_the_export_lacks(nano_export):
+    """For exports whose vswin.json lists no signatures, the worker's arm is what finds a missing one."""
+    from vswin.bench.backends import savedmodel
+
+    case = Case("export", 2, 32, 1, "")
+    with pytest.raises(ValueError, match="has no signature 'nope'"):
+        savedmodel.prepare(case, {"savedmodel": str(nano_export / "1"), "signature": "nope"})
 
 
 def test_a_stage_of_an_export_is_refused(nano_export, tmp_path, capsys):
@@ -129,22 +130,31 @@ def test_a_stage_of_an_export_is_refused(nano_export, tmp_path, capsys):
     assert code == 2 and "--stages needs model arms" in capsys.readouterr().err
 
 
-def test_a_baseline_twin_runs_its_revisions_code(nano_arch, tmp_path):
-    # A revision whose TF backend doubles the features: only a worker running that revision's code does that.
+def test_a_baseline_twin_runs_its_revisions_code_and_a_crashed_worker_fails_only_its_arm(nano_arch, tmp_path):
+    """One run of real workers: an arm, its twin at a revision, and an arm whose worker crashes."""
+    # A revision whose PyTorch backend doubles the features: only a worker running that revision's code does
+    # that. (PyTorch workers start in a fraction of a TensorFlow worker's time.)
     repo = tmp_path / "repo"
     shutil.copytree(Path(revision.__file__).parents[1], repo / "vswin", ignore=shutil.ignore_patterns("__pycache__"))
-    backend = repo / "vswin" / "bench" / "backends" / "keras_tf.py"
-    backend.write_text(backend.read_text().replace("function(inputs).numpy()", "2 * function(inputs).numpy()"))
+    backend = repo / "vswin" / "bench" / "backends" / "torch.py"
+    backend.write_text(backend.read_text().replace("return feature_map.float()", "return 2 * feature_map.float()"))
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
                                                  "-q", "-m", "doubled"]):  # fmt: skip
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
     commit = revision.resolve("HEAD", repo)
     source = revision.unpack(commit, tmp_path / "revisions", repo)
-    arms = with_baseline([Arm("graph", KERAS_TF)], "doubled", commit, str(source))
-    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.weights.h5"), stage=1)
+    # An unknown XLA flag makes TensorFlow abort the process at its first XLA compilation.
+    bad_xla = Arm("bad_xla", KERAS_TF, {"jit": True}, {"XLA_FLAGS": "--xla_no_such_flag=1"})
+    original = Arm("pytorch", TORCH, {"original_repo": str(STAND_IN)})
+    arms = [*with_baseline([original], "doubled", commit, str(source)), bad_xla]
+    case = Case(str(nano_arch), 2, 32, 1, str(tmp_path / "w.pth"), stage=1)
     result = interleave.run(arms, [case], interleave.Plan(rounds=2, warmup=1), tmp_path)
-    entries = result["cases"][0]["arms"]
-    assert entries["graph"]["agreement"]["max_abs"] == 0.0
-    assert entries["graph@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
-    assert len(entries["graph"]["speedup_vs_baseline"]["rounds"]) == 2
+    (entry,) = result["cases"]
+    entries = entry["arms"]
+    assert entries["pytorch"]["agreement"]["max_abs"] == 0.0
+    assert entries["pytorch@doubled"]["agreement"]["max_rel"] == pytest.approx(1.0, abs=1e-6)  # 2x - x = x
+    assert len(entries["pytorch"]["speedup_vs_baseline"]["rounds"]) == 2
     assert result["arms"][1]["revision"] == commit
+    # the crash fails its arm; the case and the other arms go on
+    assert entry["status"] == "ok" and len(entries["pytorch"]["round_s"]) == 2
+    assert entries["bad_xla"]["status"] == "failed" and "exited with code" in entries["bad_xla"]["error"]

@@ -18,7 +18,7 @@ SETTINGS = LoadSettings(measurement_interval_s=0.2, warmup_s=0.05, max_trials=3,
 
 def virtual_arm(name: str, latency_s: float, pool: ClipPool, settings: LoadSettings) -> Arm:
     """An arm whose endpoint takes `latency_s` per request on its own virtual clock (tests/bench/virtual_clock.py)."""
-    clock = VirtualClock(threads=2)  # the closed loop's one worker and its measuring thread
+    clock = VirtualClock()
     return Arm(name, FakeTransport(latency=lambda i: latency_s, sleep=clock.sleep, now=clock.now), pool, 1, settings,
                clock)  # fmt: skip
 

@@ -57,6 +57,11 @@ def test_float_signature_takes_four_times_the_bytes(toy_export):
     assert transport.send(pool.batch(2)).request_bytes == 4 * 2 * 2 * 8 * 8 * 3
 
 
+def test_transports_of_one_export_share_one_loaded_copy(toy_export):
+    frames, floats = SavedModelTransport(toy_export), SavedModelTransport(toy_export / ".." / "1", "features_float")
+    assert frames._loaded is floats._loaded  # loaded once: (c) and (d) of comparisons.py hold two transports
+
+
 def test_load_against_a_savedmodel_counts_add_up(toy_export):
     transport = SavedModelTransport(toy_export)
     settings = LoadSettings(batch_size=2, measurement_interval_s=0.2, warmup_s=0.05, max_trials=3, stability_pct=100)
@@ -90,14 +95,15 @@ def test_comparison_script_records_payload_bytes_and_ratios(toy_export, subproce
 
 
 @pytest.mark.slow
-def test_load_against_the_real_export_of_the_fixture_model(micro_export):
-    """`vswin export` output: the feature signatures' specs are read right, and the default one takes load."""
-    version_dir = micro_export / "1"
+def test_load_against_a_real_export(nano_export):
+    """`vswin export` output (the nano model): the feature signatures' specs are read right, and the default
+    one takes load."""
+    version_dir = nano_export / "1"
     for signature, dtype in (("features_graph", "uint8"), ("features_float", "float32")):
         transport = SavedModelTransport(version_dir, signature)
-        assert (transport.input.dtype, transport.input.clip_shape) == (dtype, (16, 64, 64)), signature
+        assert (transport.input.dtype, transport.input.clip_shape) == (dtype, (2, 32, 32)), signature
     transport = SavedModelTransport(version_dir)
-    assert transport.metadata()["export"]["clip"]["clip_len"] == 16  # the export's vswin.json is recorded
+    assert transport.metadata()["export"]["clip"]["clip_len"] == 2  # the export's vswin.json is recorded
     settings = LoadSettings(measurement_interval_s=0.3, warmup_s=0.0, max_trials=3, stability_pct=100)
-    result = closed_loop(transport, ClipPool(random_clips((16, 64, 64), 2)), 1, settings)
+    result = closed_loop(transport, ClipPool(random_clips((2, 32, 32), 2)), 1, settings)
     assert result.errors_total == 0 and result.ok_total == result.sent_total >= 1

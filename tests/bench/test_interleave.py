@@ -137,6 +137,14 @@ def test_when_the_weights_writer_fails_the_case_fails(monkeypatch):
     assert case["status"] == "failed" and "could not write the shared weights" in case["reason"]
 
 
+def test_when_no_arm_can_run_the_case_fails_and_names_each_arms_error(monkeypatch):
+    # An export's arms carry their weights (no shared file to write): each fails on its own.
+    fake = FakeWorkers({"a": [1] * 3, "b": [1] * 3}, fail_prepare={"a", "b"})
+    case = run(monkeypatch, fake, arms("a", "b"), cases=(Case("export", 4, 32, 1, ""),))["cases"][0]
+    assert case["status"] == "failed"
+    assert case["reason"] == "no arm could run: a: a cannot run; b: b cannot run"
+
+
 def test_cases_past_the_budget_are_skipped_and_said_so(monkeypatch):
     fake = FakeWorkers({"a": [1] * 9})
     plan = interleave.Plan(rounds=1, warmup=1, budget_s=1e-9)

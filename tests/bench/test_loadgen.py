@@ -23,9 +23,10 @@ def pool() -> ClipPool:
     return ClipPool(random_clips((2, 8, 8), count=3))
 
 
-def virtual(latency, concurrency: int = 1) -> tuple[FakeTransport, VirtualClock]:
-    """A fake endpoint whose latencies pass on a virtual clock, and that clock (for closed_loop)."""
-    clock = VirtualClock(threads=concurrency + 1)  # the workers and the measuring thread
+def virtual(latency) -> tuple[FakeTransport, VirtualClock]:
+    """A fake endpoint whose latencies pass on a virtual clock, and that clock (the load generator reports
+    its threads to it)."""
+    clock = VirtualClock()
     return FakeTransport(latency=latency, sleep=clock.sleep, now=clock.now), clock
 
 
@@ -74,15 +75,8 @@ def test_max_duration_bounds_a_setting(pool):
     assert result.windows == 3
 
 
-def open_virtual(latency) -> tuple[FakeTransport, VirtualClock]:
-    """A fake endpoint on a virtual clock for open_loop: its arrival and measuring threads take turns,
-    and each request thread from when it is handed its request until it has no more to do."""
-    clock = VirtualClock(threads=2)
-    return FakeTransport(latency=latency, sleep=clock.sleep, now=clock.now), clock
-
-
 def test_open_loop_honours_the_offered_rate(pool):
-    transport, clock = open_virtual(lambda i: 0.002)
+    transport, clock = virtual(lambda i: 0.002)
     settings = LoadSettings(measurement_interval_s=2.0, warmup_s=0.1, max_trials=3, stability_pct=100)
     result = open_loop(transport, pool, 200.0, settings, clock=clock)
     assert result.windows == 3
@@ -98,7 +92,7 @@ def test_open_loop_honours_the_offered_rate(pool):
 
 def test_open_loop_reports_backlog_when_the_server_cannot_keep_up(pool):
     # capacity: 2 in flight x 1/40 ms = 50 requests/s; offered 150/s
-    transport, clock = open_virtual(lambda i: 0.04)
+    transport, clock = virtual(lambda i: 0.04)
     settings = LoadSettings(measurement_interval_s=1.0, warmup_s=0.0, max_trials=3, stability_pct=100, max_inflight=2)
     result = open_loop(transport, pool, 150.0, settings, clock=clock)
     assert result.requests_per_s == pytest.approx(50.0, rel=0.05)
@@ -113,7 +107,7 @@ def test_open_loop_reports_backlog_when_the_server_cannot_keep_up(pool):
 
 def test_open_loop_stops_soon_after_the_run_at_a_slow_rate(pool):
     """At 0.5 requests/s the next arrival may be seconds away when the run ends: it is not waited for."""
-    transport, clock = open_virtual(lambda i: 0.001)
+    transport, clock = virtual(lambda i: 0.001)
     settings = LoadSettings(measurement_interval_s=2.0, warmup_s=0.0, max_trials=3, stability_pct=100)
     result = open_loop(transport, pool, 0.5, settings, seed=0, clock=clock)
     assert result.stop_reason == "max_trials"
@@ -139,7 +133,7 @@ def test_bad_settings_name_the_offending_value():
 
 def test_warmup_waits_for_each_workers_first_answer(pool):
     # the first call of each worker "compiles" for 0.4 s: it must not land in a measurement window
-    transport, clock = virtual(lambda i: 0.4 if i < 2 else 0.005, concurrency=2)
+    transport, clock = virtual(lambda i: 0.4 if i < 2 else 0.005)
     settings = LoadSettings(measurement_interval_s=0.2, warmup_s=0.0, max_trials=3, stability_pct=100)
     result = closed_loop(transport, pool, 2, settings, clock)
     assert result.latency_ms.max < 100.0

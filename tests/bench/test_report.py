@@ -12,16 +12,21 @@ from vswin.bench.loadgen import LoadSettings, closed_loop, open_loop
 from vswin.bench.payload import ClipPool, random_clips
 from vswin.bench.transport import FakeTransport
 
+from tests.bench.virtual_clock import VirtualClock
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def results():
-    transport = FakeTransport(latency=lambda i: 0.003, error=lambda i: "UNAVAILABLE" if i % 11 == 0 else None)
+    """Two closed-loop and two open-loop settings against a fake endpoint on a virtual clock (no real waits)."""
+    clock = VirtualClock()
+    transport = FakeTransport(latency=lambda i: 0.003, error=lambda i: "UNAVAILABLE" if i % 11 == 0 else None,
+                              sleep=clock.sleep, now=clock.now)  # fmt: skip
     pool = ClipPool(random_clips((2, 8, 8)))
     settings = LoadSettings(measurement_interval_s=0.2, warmup_s=0.05, max_trials=3, stability_pct=100)
-    return [closed_loop(transport, pool, c, settings) for c in (1, 2)] + [
-        open_loop(transport, pool, r, settings) for r in (50.0, 100.0)
+    return [closed_loop(transport, pool, c, settings, clock) for c in (1, 2)] + [
+        open_loop(transport, pool, r, settings, clock=clock) for r in (50.0, 100.0)
     ]
 
 
@@ -52,9 +57,10 @@ def test_files_are_valid_and_record_machine_settings_and_target(results, tmp_pat
 
 
 def test_missing_values_become_json_null(results, tmp_path):
-    transport = FakeTransport(latency=lambda i: 0.001, error=lambda i: "INTERNAL")
+    clock = VirtualClock()
+    transport = FakeTransport(latency=lambda i: 0.001, error=lambda i: "INTERNAL", sleep=clock.sleep, now=clock.now)
     settings = LoadSettings(measurement_interval_s=0.1, warmup_s=0.0, max_trials=3, stability_pct=100)
-    failed = closed_loop(transport, ClipPool(random_clips((2, 4, 4))), 1, settings)
+    failed = closed_loop(transport, ClipPool(random_clips((2, 4, 4))), 1, settings, clock)
     document = report.run_document([failed], {}, {}, {})
     report.write_json(document, tmp_path / "failed.json")
     loaded = json.loads((tmp_path / "failed.json").read_text())

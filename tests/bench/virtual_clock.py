@@ -1,15 +1,14 @@
 """A discrete-event clock for load-generator tests: exact latencies and windows on a machine of any load.
 
 Every thread of the run (the closed loop's workers, which sleep in the fake
-endpoint, and the measuring thread) waits on this clock. Time stands still
-while any of them runs and jumps to the earliest wake-up time once all of
-them sleep, so the figures do not depend on how fast the machine is. When
-threads stop sleeping for good (the run is over), a sleeper that hears
-nothing for _IDLE_S real seconds moves time on by itself.
-
-The open loop's request threads come and go: the load generator reports
-each with task_started (before the thread runs) and task_ended, and they
-count as taking turns in between.
+endpoint, the measuring thread, the open loop's arrival and request threads)
+waits on this clock. The load generator reports each with task_started
+(before the thread runs) and task_ended (when it has nothing more to do), and
+they count as taking turns in between. Time stands still while any of them
+runs and jumps to the earliest wake-up time once all of them sleep, so the
+figures do not depend on how fast the machine is. A sleeper that hears
+nothing for _IDLE_S real seconds moves time on by itself (a safety net: a
+run's end is reported, not waited for).
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ _IDLE_S = 1.0
 
 
 class VirtualClock:
-    def __init__(self, threads: int) -> None:
-        """`threads`: how many threads take turns on this clock."""
-        self._threads = threads
+    def __init__(self) -> None:
+        self._threads = 0  # how many threads take turns on this clock now
         self._now = 0.0
         self._wake_times: list[float] = []  # of the threads asleep now
         self._cond = threading.Condition()

@@ -73,10 +73,11 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
     def task_started(self) -> None:
-        """A request was handed to a worker thread: a simulated clock must not move past it until it waits."""
+        """A thread starts taking turns on the clock (the measuring thread, a closed-loop worker, the arrival
+        thread, a request handed to a worker thread): a simulated clock must not move past it until it waits."""
 
     def task_ended(self) -> None:
-        """That worker thread has nothing more to do."""
+        """That thread has nothing more to do: a simulated clock need not wait for it any more."""
 
 
 class SystemClock:
@@ -203,14 +204,20 @@ def closed_loop(transport: Transport, pool: ClipPool, concurrency: int, settings
     recorder, stop = _Recorder(), threading.Event()
 
     def worker() -> None:
-        while not stop.is_set() and recorder.claim(settings.max_requests):
-            recorder.done(_one_request(transport, pool, settings.batch_size, clock.now(), clock))
+        try:
+            while not stop.is_set() and recorder.claim(settings.max_requests):
+                recorder.done(_one_request(transport, pool, settings.batch_size, clock.now(), clock))
+        finally:
+            clock.task_ended()
 
     started = clock.now()
     threads = [threading.Thread(target=worker, daemon=True, name=f"bench-c{i}") for i in range(concurrency)]
+    clock.task_started()  # this thread measures
     for thread in threads:
+        clock.task_started()
         thread.start()
     windows, reason = _measure(recorder, settings, stop, started, concurrency, clock)
+    clock.task_ended()
     for thread in threads:
         thread.join()
     return summarize("concurrency", concurrency, settings.batch_size, windows, reason, recorder.records)
@@ -262,18 +269,24 @@ def open_loop(
 
     def schedule() -> None:
         due = clock.now()
-        while not stop.is_set():
-            due += gap()
-            while not stop.is_set() and (delay := due - clock.now()) > 0:
-                clock.sleep(min(delay, _STOP_CHECK_S))  # a slow rate still notices the end of the run soon
-            if stop.is_set() or not recorder.claim(settings.max_requests):
-                return
-            arrive(due)
+        try:
+            while not stop.is_set():
+                due += gap()
+                while not stop.is_set() and (delay := due - clock.now()) > 0:
+                    clock.sleep(min(delay, _STOP_CHECK_S))  # a slow rate still notices the end of the run soon
+                if stop.is_set() or not recorder.claim(settings.max_requests):
+                    return
+                arrive(due)
+        finally:
+            clock.task_ended()
 
     started = clock.now()
     scheduler = threading.Thread(target=schedule, daemon=True, name="bench-arrivals")
+    clock.task_started()  # this thread measures
+    clock.task_started()
     scheduler.start()
     windows, reason = _measure(recorder, settings, stop, started, 1, clock)
+    clock.task_ended()
     scheduler.join()
     executor.shutdown(wait=True)
     unsent = recorder.arrivals - len(recorder.records)

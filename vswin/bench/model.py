@@ -77,11 +77,13 @@ def stage_list(text: str, arch: str) -> list[int | None]:
 
 def savedmodel_arms(directories: Sequence[str], signatures: Sequence[str] | None) -> list[Arm]:
     """One arm per (export, signature), each run with `vswin serve`'s settings; default signatures: the
-    export's XLA and graph forward passes."""
+    export's XLA and graph forward passes. A signature that an export's vswin.json does not list is an
+    error here, before any worker starts."""
     arms = []
     for index, directory in enumerate(directories):
         if not (Path(directory) / "saved_model.pb").is_file():
             raise ValueError(f"{directory} is not a SavedModel version directory")
+        _check_signatures(directory, signatures or ())
         label = Path(directory).parent.name + "/" + Path(directory).name
         if len(directories) > 1 and len({Path(d).parent.name for d in directories}) < len(directories):
             label = f"{index}:{label}"
@@ -89,6 +91,22 @@ def savedmodel_arms(directories: Sequence[str], signatures: Sequence[str] | None
             arms.append(Arm(f"{label}:{signature}", SAVEDMODEL, {"savedmodel": str(directory), "signature": signature},
                             dict(contract.SERVING_ENVIRONMENT)))
     return arms
+
+
+def _check_signatures(directory: str, signatures: Sequence[str]) -> None:
+    """ValueError for the first of `signatures` that the export's vswin.json does not list.
+
+    `xla` and `graph` stand for whichever signatures hold those passes; an export without a listing
+    (not written by `vswin export`) is left to its worker, which loads it.
+    """
+    from vswin.bench.transport import read_export_metadata
+
+    listed = (read_export_metadata(directory) or {}).get("signatures")
+    if not listed:
+        return
+    for name in signatures:
+        if name not in (contract.XLA, contract.GRAPH) and name not in listed:
+            raise ValueError(f"{directory} has no signature {name!r} (has {sorted(listed)})")
 
 
 def savedmodel_case(directory: str, batch: int, seed: int = 0) -> Case:

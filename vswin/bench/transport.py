@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,21 @@ class GrpcTransport:
         self._client.close()
 
 
+_LOADED: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
+
+
+def _load_savedmodel(export_dir: str) -> object:
+    """The SavedModel at `export_dir`, loaded once while any transport holds it: transports of several of
+    its signatures (comparisons (c) and (d) of benchmarks/scenarios) share one copy of its variables."""
+    import tensorflow as tf
+
+    key = str(Path(export_dir).resolve())
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        loaded = _LOADED[key] = tf.saved_model.load(key)
+    return loaded
+
+
 class SavedModelTransport:
     """Calls a signature of a SavedModel in this process: the baseline that served figures are compared to."""
 
@@ -165,7 +181,7 @@ class SavedModelTransport:
         self._tf = tf
         self.export_dir = str(export_dir)
         self.signature = signature
-        loaded = tf.saved_model.load(self.export_dir)
+        loaded = _load_savedmodel(self.export_dir)
         if signature not in loaded.signatures:
             raise ValueError(f"{self.export_dir} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
         self._loaded = loaded  # keeps the functions' variables alive

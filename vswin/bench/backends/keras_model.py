@@ -36,10 +36,26 @@ def load_with_inputs(case: Case, precision: str = "float32", write_weights: bool
     backbone = model.backbone
     if case.stage >= len(backbone.stages):
         raise ValueError(f"stage {case.stage} of {case.arch}: it has stages 0-{len(backbone.stages) - 1}")
-    x = backbone.patch_embed(clips(case))
-    for stage in backbone.stages[: case.stage]:
-        x = stage(x)
+    # One compiled call (jax.jit on JAX, a tf.function on TF): op by op, JAX compiles every operation of
+    # the earlier stages on its own (preparing stage 3 of the micro model took 11.4 CPU-s, now 3.5).
+    x = StageInput(backbone, case.stage).predict_on_batch(clips(case))
     return StageProbe(backbone.stages[case.stage]), ops.convert_to_numpy(x)
+
+
+class StageInput(keras.Model):
+    """The patch embedding and the stages before `stage`: what that stage takes for a clip."""
+
+    def __init__(self, backbone: keras.layers.Layer, stage: int, **kwargs):
+        super().__init__(name=f"input_of_stage{stage}", **kwargs)
+        self.patch_embed = backbone.patch_embed
+        self.earlier = list(backbone.stages[:stage])
+        self.built = backbone.built  # no weights of its own
+
+    def call(self, x):
+        x = self.patch_embed(x)
+        for stage in self.earlier:
+            x = stage(x)
+        return x
 
 
 class StageProbe(keras.Model):
