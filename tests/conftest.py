@@ -34,6 +34,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.intersection(item.fixturenames) or prefetch.SPECS.keys() & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+    items[:] = prefetch_readers_last(items)
+
+
+def prefetch_readers_last(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The modules with a test that reads a prefetched job after all the others, each whole, in collection order.
+
+    The jobs start with the session and run beside it (tests/prefetch.py); a reader that comes early waits for
+    its job (tests/bench/test_bench_model.py waited 19 s for `every_path`), one that comes last finds it done.
+    Modules stay whole so that their module-scoped fixtures are set up once.
+    """
+    readers = {item.module.__name__ for item in items
+               if isinstance(item, pytest.Function) and prefetch.SPECS.keys() & set(item.fixturenames)}  # fmt: skip
+    first, last = [], []
+    for item in items:
+        (last if isinstance(item, pytest.Function) and item.module.__name__ in readers else first).append(item)
+    return first + last
 
 
 @pytest.fixture(scope="session", autouse=True)

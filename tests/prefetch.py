@@ -5,8 +5,9 @@ the JAX parity run, the GPU script, `vswin demo`, the fine-tuning recipe, ...). 
 feeds them, so their start does not have to wait for their tests. A test module registers such a job
 under the name of the fixture that reads it (`register`); at the session's first test, a background
 thread runs the jobs the selected tests need, one at a time, in the order of those tests; a test that
-needs a job waits for it, or runs it itself if the thread has not reached it yet. The suite keeps about
-one of two cores busy, so the jobs mostly use the other. A job's command, and what its tests assert on
+needs a job waits for it, or runs it itself if the thread has not reached it yet (tests/conftest.py runs
+the modules of such tests last, so that they rarely wait). The suite keeps about one of two cores busy,
+so the jobs mostly use the other. A job's command, and what its tests assert on
 its output, are the same whenever it runs. `VSWIN_TEST_PREFETCH=0` turns the thread off: each job then
 runs when its test needs it.
 """
