@@ -34,6 +34,18 @@ def test_auto_serves_the_measured_winner_and_records_why(nano_model, tmp_path):
     assert alternate in tf.saved_model.load(str(version)).signatures and alternate in meta["signatures"]
 
 
+def test_the_choice_follows_the_recorded_times_when_the_passes_tie(nano_model, monkeypatch):
+    # Medians 80 ns apart: XLA slower by the clock, the same time to the microsecond that vswin.json records.
+    from vswin.export.savedmodel import input_geometry
+
+    xla, graph = 0.00123449, 0.00123441
+    ticks = iter([xla, graph] + [xla, graph, graph, xla, xla, graph])  # first calls, then 3 rotated rounds
+    monkeypatch.setattr(autoselect, "_seconds", lambda call: next(ticks))
+    measurement = autoselect.measure(nano_model, input_geometry(nano_model, 8, (32, 32)), calls=3)
+    assert measurement["xla_s"] == measurement["graph_s"] == 0.001234
+    assert measurement["chosen"] == "xla"  # a tie keeps XLA, as recorded
+
+
 def test_a_named_default_is_recorded_without_measurement(micro_export):
     meta = json.loads((micro_export / "1" / "assets.extra" / "vswin.json").read_text())
     assert meta["default_signature_choice"] == {"requested": "xla", "measurement": None}
