@@ -11,6 +11,17 @@ import threading
 
 log = logging.getLogger(__name__)
 
+# The kernel may hand SIGTERM to any thread of the process, TensorFlow's and gRPC's included. Python then runs
+# the handler in the main thread, but only once that thread runs Python code again: a wait without a timeout
+# would never wake, and the server would ignore the signal until it is killed. Hence a wait in steps.
+STOP_POLL_S = 0.25
+
+
+def wait_until_set(event: threading.Event, poll_s: float = STOP_POLL_S) -> None:
+    """Block until `event` is set, waking every `poll_s` so that signal handlers run (see STOP_POLL_S)."""
+    while not event.wait(poll_s):
+        pass
+
 
 def model_config_from_args(args: argparse.Namespace):
     """The ModelServerConfig that `vswin serve`'s flags name (no TensorFlow needed); ValueError if bad or missing."""
@@ -68,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("failed to start server: %s", err)
         server.stop(grace=0)
         return 1
-    stop.wait()
+    wait_until_set(stop)
     log.info("shutting down: draining requests in flight (--shutdown_grace_period_seconds=%g)",
              options.shutdown_grace_period_seconds)  # fmt: skip
     if server.stop():  # requests inside an op that cannot be interrupted: do not wait for them at exit
