@@ -99,14 +99,14 @@ def _check_signatures(directory: str, signatures: Sequence[str]) -> None:
     `xla` and `graph` stand for whichever signatures hold those passes; an export without a listing
     (not written by `vswin export`) is left to its worker, which loads it.
     """
-    from vswin.bench.transport import read_export_metadata
+    from vswin.bench.transport import missing_signature, read_export_metadata
 
     listed = (read_export_metadata(directory) or {}).get("signatures")
     if not listed:
         return
     for name in signatures:
         if name not in (contract.XLA, contract.GRAPH) and name not in listed:
-            raise ValueError(f"{directory} has no signature {name!r} (has {sorted(listed)})")
+            raise missing_signature(directory, name, listed)
 
 
 def savedmodel_case(directory: str, batch: int, seed: int = 0) -> Case:

@@ -75,6 +75,11 @@ def read_export_metadata(export_dir: str | Path | None) -> dict[str, object] | N
     return json.loads(path.read_text())
 
 
+
+def missing_signature(export_dir: str | Path, name: str, available) -> ValueError:
+    """The error for a signature `name` that the export lacks, naming the ones it has (`available`)."""
+    return ValueError(f"{export_dir} has no signature {name!r} (has {sorted(available)})")
+
 class GrpcTransport:
     """PredictionService/Predict on a TF Serving-compatible server: the bench's driver of the client core.
 
@@ -183,7 +188,7 @@ class SavedModelTransport:
         self.signature = signature
         loaded = _load_savedmodel(self.export_dir)
         if signature not in loaded.signatures:
-            raise ValueError(f"{self.export_dir} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
+            raise missing_signature(self.export_dir, signature, loaded.signatures)
         self._loaded = loaded  # keeps the functions' variables alive
         self._fn = loaded.signatures[signature]
         (name, spec), = self._fn.structured_input_signature[1].items()

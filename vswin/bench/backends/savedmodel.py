@@ -26,7 +26,7 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
     import tensorflow as tf
 
     from vswin.bench.model import xla_and_graph
-    from vswin.bench.transport import read_export_metadata
+    from vswin.bench.transport import missing_signature, read_export_metadata
 
     if case.stage is not None:
         raise ValueError("an export runs the whole model: per-stage timing needs model arms (tf_*, jax_jit, pytorch)")
@@ -38,7 +38,7 @@ def prepare(case: Case, options: dict[str, Any], write_weights: bool = False) ->
         xla, graph = xla_and_graph(meta.get("signatures") or list(loaded.signatures))
         name = xla if name == contract.XLA else graph
     if name not in loaded.signatures:
-        raise ValueError(f"{directory} has no signature {name!r} (has {sorted(loaded.signatures)})")
+        raise missing_signature(directory, name, loaded.signatures)
     signature = loaded.signatures[name]
     _, specs = signature.structured_input_signature
     (input_name, spec), = specs.items()
